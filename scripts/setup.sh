@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(iproute2 keepalived conntrackd conntrack nftables iputils-ping tcpdump
-              procps psmisc util-linux python3-venv git rsync)
+              procps psmisc util-linux python3-venv git shellcheck)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -31,6 +31,21 @@ if [[ ! -x .venv/bin/python || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
   .venv/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
   echo "$want" > "$stamp"
 fi
+
+# ansible-test sanity runs with --local in its own venv (its --venv mode would fetch
+# a pip bootstrap script from a host that is not reachable here).
+stamp=.venv-sanity/.requirements.sha256
+want=$(sha256sum requirements-sanity.txt | cut -d' ' -f1)
+if [[ ! -x .venv-sanity/bin/python || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
+  echo "setup: creating .venv-sanity for ansible-test sanity"
+  "$PYTHON" -m venv .venv-sanity
+  .venv-sanity/bin/pip install -q --disable-pip-version-check -r requirements-sanity.txt
+  echo "$want" > "$stamp"
+fi
+
+pip_version=$(grep -oP "pip='\K[0-9.]+" .venv-sanity/lib/python3.*/site-packages/ansible_test/_internal/python_requirements.py | head -1)
+mkdir -p ~/.ansible/test/cache
+install -m 0644 scripts/offline_get_pip.py ~/.ansible/test/cache/get_pip_${pip_version//./_}.py
 
 # Make `l3ha.routers.*` resolve to this checkout (ansible.cfg points here).
 mkdir -p .build/collections/ansible_collections/l3ha

@@ -17,8 +17,11 @@ sanity() {
   trap 'rm -rf "$root"' RETURN
   local dest="$root/ansible_collections/l3ha/routers"
   mkdir -p "$dest"
-  git ls-files -co --exclude-standard | rsync -a --files-from=- . "$dest/"
-  (cd "$dest" && git init -q && git add -A && ansible-test sanity --venv --python 3.11 --color no)
+  # ansible-test wants the collection under ansible_collections/<ns>/<name>: copy the
+  # tracked and new (not ignored) files there.
+  git ls-files -co --exclude-standard -z | tar --null -T - -cf - | tar -xf - -C "$dest" &&
+    (cd "$dest" && git init -q && git add -A &&
+     "$OLDPWD/.venv-sanity/bin/ansible-test" sanity --local --python 3.11 --color no)
 }
 
 lint() { ansible-lint --profile production --strict; }
