@@ -1,0 +1,447 @@
+# Copyright: l3ha.routers contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Controller side of l3ha.routers.ha_routers: render each router's files, then run the
+module once for the whole node.
+
+For every router of the node's plan it renders three templates with the Templar, on the
+controller: keepalived.conf, notify.sh and nftables.nft. The rendered text goes into the
+router's ``files`` and the module (the node reconciler) runs once with all routers. There
+are no per-router remote tasks.
+
+Options of this action on top of the module's:
+
+``templates``: ``{keepalived.conf: PATH, notify.sh: PATH, nftables.nft: PATH}``; each
+  path is looked up like the ``template`` module's ``src`` (the role's ``templates/``
+  first), so users can point at their own templates.
+``render``: settings the templates use (advert interval, GARP, hooks, health check,
+  VRRP authentication...), see ``RENDER_DEFAULTS``.
+``validate``: run ``keepalived -t`` on every rendered keepalived.conf that differs from
+  what the node reported, when keepalived is installed on the controller.
+
+Templates see the task's variables plus ``router`` (the plan entry) and ``view`` (values
+derived from it by ``router_view`` so that templates need no IP arithmetic).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import math
+import os
+import shutil
+import subprocess
+import tempfile
+
+from ansible.errors import AnsibleActionFail, AnsibleError
+from ansible.module_utils.common.text.converters import to_text
+from ansible.plugins.action import ActionBase
+from ansible.template import trust_as_template
+
+MODULE = "l3ha.routers.ha_routers"
+FILE_NAMES = ("keepalived.conf", "notify.sh", "nftables.nft")
+DEFAULT_TEMPLATES = {
+    "keepalived.conf": "keepalived.conf.j2",
+    "notify.sh": "notify.sh.j2",
+    "nftables.nft": "nftables.nft.j2",
+}
+MANAGED = "Managed by Ansible (l3ha.routers); local changes are overwritten."
+RENDER_DEFAULTS = {
+    "advert_int": 0.1,
+    "vrrp_version": 3,
+    "garp_repeat": 3,
+    "garp_delay": 5,
+    "auth_pass": None,
+    "hooks": {},
+    "check": None,
+    "log_max_bytes": 65536,
+    "track_ports": [],
+    "config_dir": "/etc/l3ha",
+    "run_dir": "/run/l3ha",
+}
+CHECK_DEFAULTS = {"interval": 1, "timeout": 1, "fall": 2, "rise": 2, "gateway": True}
+HOOK_STATES = ("master", "backup", "fault", "stop")
+# Arguments of this action that the module does not take.
+ACTION_ONLY_ARGS = ("templates", "render", "validate")
+
+
+class RenderError(ValueError):
+    """Bad input for rendering; the message names the router and the field."""
+
+
+def _as_list(value):
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return [value]
+
+
+def _interface(text, router, field):
+    try:
+        return ipaddress.ip_interface(str(text))
+    except ValueError:
+        raise RenderError("router %s: %s: %r is not an address with prefix" % (router, field, text))
+
+
+def _address(text, router, field):
+    try:
+        return ipaddress.ip_address(str(text).split("/")[0])
+    except ValueError:
+        raise RenderError("router %s: %s: %r is not an IP address" % (router, field, text))
+
+
+def link_local(mac):
+    """The EUI-64 link-local address the kernel would derive from ``mac``."""
+    octets = [int(part, 16) for part in mac.split(":")]
+    octets[0] ^= 0x02
+    eui = octets[:3] + [0xFF, 0xFE] + octets[3:]
+    groups = ["%02x%02x" % (eui[i], eui[i + 1]) for i in range(0, 8, 2)]
+    return ipaddress.ip_interface("fe80::%s/64" % ":".join(groups))
+
+
+def _ports_by_kind(router):
+    ports = {}
+    for port in router.get("ports") or []:
+        ports.setdefault(port.get("kind"), []).append(port)
+    return ports
+
+
+def _port_name(port):
+    if isinstance(port, dict):
+        return port.get("name")
+    return port
+
+
+def _gateway(router, ports):
+    gateway = router.get("gateway") or None
+    if not gateway:
+        return None, None
+    port = _port_name(gateway.get("port"))
+    port_entry = None
+    for candidate in ports.get("gateway", []):
+        if port is None or candidate.get("name") == port:
+            port_entry = candidate
+            break
+    if port is None and port_entry is not None:
+        port = port_entry.get("name")
+    if not port:
+        raise RenderError("router %s: gateway.port: the plan has no gateway port" % router["name"])
+    return gateway, (port, port_entry)
+
+
+def _internal_ports(router, ports):
+    """[(port name, port entry, [ip_interface])] for each internal network."""
+    by_segment = {}
+    for port in ports.get("internal", []):
+        by_segment[port.get("network") or port.get("segment")] = port
+    result = []
+    for index, interface in enumerate(router.get("interfaces") or []):
+        field = "interfaces[%d]" % index
+        port = _port_name(interface.get("port"))
+        entry = by_segment.get(interface.get("network"))
+        if port is None and entry is not None:
+            port = entry.get("name")
+        if not port:
+            raise RenderError("router %s: %s.port: no internal port for network %r"
+                              % (router["name"], field, interface.get("network")))
+        texts = _as_list(interface.get("addresses")) + _as_list(interface.get("address"))
+        addresses = [_interface(text, router["name"], field + ".addresses") for text in texts]
+        result.append((port, entry, addresses))
+    return result
+
+
+def _check(render, gateway_port, gateway_v4, gateway_ip_v4):
+    check = render.get("check")
+    if not check or not gateway_port:
+        return None
+    settings = dict(CHECK_DEFAULTS)
+    if isinstance(check, dict):
+        settings.update(check)
+    view = {key: settings[key] for key in ("interval", "timeout", "fall", "rise")}
+    view["gateway_ip"] = None
+    view["source_ip"] = None
+    if settings.get("gateway") and gateway_v4 is not None and gateway_ip_v4 is not None:
+        view["gateway_ip"] = str(gateway_ip_v4)
+        view["source_ip"] = str(gateway_v4.ip)
+    return view
+
+
+def _hooks(render, name):
+    hooks = render.get("hooks") or {}
+    unknown = sorted(set(hooks) - set(HOOK_STATES))
+    if unknown:
+        raise RenderError("router %s: l3ha_notify_hooks: unknown state(s) %s (use %s)"
+                          % (name, ", ".join(unknown), ", ".join(HOOK_STATES)))
+    return {state: [str(command) for command in _as_list(hooks.get(state))] for state in HOOK_STATES}
+
+
+def router_view(router, render=None):
+    """Values derived from one plan entry, for the templates. Pure; raises RenderError."""
+    settings = dict(RENDER_DEFAULTS)
+    settings.update({key: value for key, value in (render or {}).items() if value is not None})
+    name = router["name"]
+    ports = _ports_by_kind(router)
+    ha_ports = ports.get("ha", [])
+    if not ha_ports:
+        raise RenderError("router %s: ports: the plan has no ha port" % name)
+    ha_port = ha_ports[0]["name"]
+
+    excluded = []
+    routes = []
+    gateway, gateway_port_info = _gateway(router, ports)
+    gateway_port = gateway_port_info[0] if gateway_port_info else None
+    gateway_v4 = gateway_ip_v4 = None
+    has_v6_gateway_address = has_v6_gateway_ip = False
+    if gateway:
+        port_name, port_entry = gateway_port_info
+        addresses = [_interface(text, name, "gateway.addresses")
+                     for text in _as_list(gateway.get("addresses")) + _as_list(gateway.get("address"))]
+        gateway_ips = [_address(text, name, "gateway.gateway_ips")
+                       for text in _as_list(gateway.get("gateway_ips")) + _as_list(gateway.get("gateway_ip"))]
+        if any(address.version == 6 for address in addresses) and port_entry and port_entry.get("mac"):
+            excluded.append({"cidr": str(link_local(port_entry["mac"])), "dev": port_name})
+        for address in addresses:
+            excluded.append({"cidr": str(address), "dev": port_name})
+            if address.version == 4 and gateway_v4 is None:
+                gateway_v4 = address
+            has_v6_gateway_address = has_v6_gateway_address or address.version == 6
+        for gateway_ip in gateway_ips:
+            default = "0.0.0.0/0" if gateway_ip.version == 4 else "::/0"
+            routes.append({"destination": default, "nexthop": str(gateway_ip), "dev": port_name})
+            if gateway_ip.version == 4 and gateway_ip_v4 is None:
+                gateway_ip_v4 = gateway_ip
+            has_v6_gateway_ip = has_v6_gateway_ip or gateway_ip.version == 6
+
+    internal = _internal_ports(router, ports)
+    for port_name, port_entry, addresses in internal:
+        if any(address.version == 6 for address in addresses) and port_entry and port_entry.get("mac"):
+            excluded.append({"cidr": str(link_local(port_entry["mac"])), "dev": port_name})
+        for address in addresses:
+            excluded.append({"cidr": str(address), "dev": port_name})
+
+    floating_ips = []
+    for index, fip in enumerate(router.get("floating_ips") or []):
+        field = "floating_ips[%d]" % index
+        external = _address(fip.get("external"), name, field + ".external")
+        internal_ip = _address(fip.get("internal"), name, field + ".internal")
+        if not gateway_port:
+            raise RenderError("router %s: %s: a floating IP needs a gateway" % (name, field))
+        if external.version != 4 or internal_ip.version != 4:
+            raise RenderError("router %s: %s: floating IPs are IPv4 (1:1 NAT)" % (name, field))
+        floating_ips.append({"external": str(external), "internal": str(internal_ip), "port": gateway_port})
+        excluded.append({"cidr": "%s/32" % external, "dev": gateway_port})
+
+    for index, route in enumerate(router.get("routes") or []):
+        field = "routes[%d]" % index
+        destination = _interface(route.get("destination"), name, field + ".destination").network
+        nexthop = _address(route.get("nexthop"), name, field + ".nexthop")
+        dev = _port_name(route.get("port"))
+        if dev is None:
+            for port_name, _entry, addresses in internal:
+                if any(nexthop in address.network for address in addresses):
+                    dev = port_name
+                    break
+        routes.append({"destination": str(destination), "nexthop": str(nexthop), "dev": dev})
+
+    subnets = router.get("internal_subnets")
+    if subnets is None:
+        subnets = [str(address.network) for _port, _entry, addresses in internal for address in addresses]
+    subnets_v4 = sorted({str(ipaddress.ip_network(str(subnet), strict=False)) for subnet in subnets
+                         if ipaddress.ip_network(str(subnet), strict=False).version == 4},
+                        key=lambda text: ipaddress.ip_network(text))
+    snat = None
+    if gateway and gateway.get("snat", True) and gateway_v4 is not None and subnets_v4:
+        snat = {"port": gateway_port, "address": str(gateway_v4.ip), "subnets": subnets_v4}
+
+    auth_pass = settings.get("auth_pass") or None
+    global_version = int(settings["vrrp_version"])
+    version = 2 if auth_pass else global_version
+    advert_int = float(settings["advert_int"])
+    if version == 2:
+        advert_int = max(1, int(math.ceil(advert_int)))
+    elif advert_int == int(advert_int):
+        advert_int = int(advert_int)
+
+    run = "%s/routers/%s" % (settings["run_dir"].rstrip("/"), name)
+    config = "%s/routers/%s" % (settings["config_dir"].rstrip("/"), name)
+    return {
+        "managed": MANAGED,
+        "ha_port": ha_port,
+        "gateway_port": gateway_port,
+        # Ports whose loss must fail the router over, besides the HA port (tracked anyway).
+        "track_interfaces": [port for port in _as_list(settings.get("track_ports"))],
+        "unicast_src_ip": str(_interface(router["ha_address"], name, "ha_address").ip),
+        "peers": [str(_address(peer, name, "peers")) for peer in router.get("peers") or []],
+        "vrrp_version": version,
+        "global_vrrp_version": global_version,
+        "advert_int": advert_int,
+        "auth": str(auth_pass)[:8] if auth_pass else None,
+        "garp_repeat": int(settings["garp_repeat"]),
+        "garp_delay": int(settings["garp_delay"]),
+        "excluded_addresses": excluded,
+        "routes": routes,
+        "floating_ips": floating_ips,
+        "snat": snat,
+        "master_accept_ra": 2 if has_v6_gateway_address and not has_v6_gateway_ip else 0,
+        "check": _check(settings, gateway_port, gateway_v4, gateway_ip_v4),
+        "hooks": _hooks(settings, name),
+        "log_max_bytes": int(settings["log_max_bytes"]),
+        "paths": {
+            "config": config + "/keepalived.conf",
+            "script": config + "/notify.sh",
+            "run": run,
+            "fifo": run + "/notify.fifo",
+        },
+    }
+
+
+def render_router_files(render_template, router, render):
+    """({file name: text}, view) for one router; ``render_template(file_name, variables)``."""
+    view = router_view(router, render)
+    variables = {"router": router, "view": view}
+    return {file_name: render_template(file_name, variables) for file_name in FILE_NAMES}, view
+
+
+def find_keepalived():
+    for candidate in (shutil.which("keepalived"), "/usr/sbin/keepalived", "/sbin/keepalived"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def keepalived_config_errors(keepalived, text, script_path, script_text):
+    """``keepalived -t`` output for one config, or None when it passes.
+
+    The config names its notify.sh by the path on the node; a copy of the script is put
+    at a temporary path and the config pointed at it, so the check needs no node files.
+    """
+    workdir = tempfile.mkdtemp(prefix="l3ha-validate-")
+    try:
+        script = os.path.join(workdir, "notify.sh")
+        with open(script, "w") as handle:
+            handle.write(script_text)
+        os.chmod(script, 0o700)
+        config = os.path.join(workdir, "keepalived.conf")
+        with open(config, "w") as handle:
+            handle.write(text.replace(script_path, script))
+        result = subprocess.run([keepalived, "-t", "-f", config], capture_output=True, text=True,
+                                timeout=30, check=False)
+        if result.returncode == 0:
+            return None
+        return (result.stdout + result.stderr).strip() or "exit %d" % result.returncode
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def sha256(text):
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = True
+
+    def _template_sources(self, templates):
+        sources = {}
+        for file_name in FILE_NAMES:
+            path = (templates or {}).get(file_name) or DEFAULT_TEMPLATES[file_name]
+            try:
+                found = self._find_needle("templates", path)
+            except AnsibleError as error:
+                raise AnsibleActionFail("template for %s: %s" % (file_name, to_text(error)))
+            sources[file_name] = (found, trust_as_template(self._loader.get_text_file_contents(found)))
+        return sources
+
+    def _renderer(self, sources, task_vars):
+        searchpath = list(task_vars.get("ansible_search_path", []))
+        searchpath.extend(os.path.dirname(path) for path, _text in sources.values())
+
+        def render_template(file_name, variables):
+            available = dict(task_vars)
+            available.update(variables)
+            templar = self._templar.copy_with_new_env(searchpath=searchpath, available_variables=available)
+            text = templar.template(sources[file_name][1], escape_backslashes=False)
+            return to_text(text)
+
+        return render_template
+
+    def _update_module_args(self, module_name, module_args, task_vars):
+        super()._update_module_args(module_name, module_args, task_vars)
+        # A VRRP password travels inside keepalived.conf: keep the node from logging it.
+        if self._vrrp_secret:
+            module_args["_ansible_no_log"] = True
+
+    def run(self, tmp=None, task_vars=None):
+        task_vars = task_vars or {}
+        result = super().run(tmp, task_vars)
+        del tmp
+        module_args = dict(self._task.args)
+        templates = module_args.pop("templates", None) or {}
+        render = dict(module_args.pop("render", None) or {})
+        validate = module_args.pop("validate", True)
+        render.setdefault("config_dir", module_args.get("config_dir") or RENDER_DEFAULTS["config_dir"])
+        render.setdefault("run_dir", module_args.get("run_dir") or RENDER_DEFAULTS["run_dir"])
+        self._vrrp_secret = render.get("auth_pass") or None
+        unknown = sorted(set(templates) - set(FILE_NAMES))
+        if unknown:
+            raise AnsibleActionFail("templates: unknown file(s) %s (use %s)" % (", ".join(unknown), ", ".join(FILE_NAMES)))
+
+        routers = [dict(router) for router in module_args.get("routers") or []]
+        sources = self._template_sources(templates)
+        render_template = self._renderer(sources, task_vars)
+        errors = []
+        script_paths = {}
+        for router in routers:
+            try:
+                files, view = render_router_files(render_template, router, render)
+            except RenderError as error:
+                errors.append(str(error))
+                continue
+            except AnsibleError as error:
+                errors.append("router %s: rendering: %s" % (router.get("name"), to_text(error)))
+                continue
+            router["files"] = dict(router.get("files") or {}, **files)
+            script_paths[router["name"]] = view["paths"]["script"]
+        if not errors and validate:
+            errors.extend(self._validate(routers, script_paths, task_vars))
+        if errors:
+            result.update(failed=True, msg="; ".join(errors), errors=errors)
+            return result
+        module_args["routers"] = routers
+        module_result = self._execute_module(module_name=MODULE, module_args=module_args, task_vars=task_vars)
+        result.update(module_result)
+        if self._vrrp_secret:
+            result.pop("invocation", None)
+            _mask(result, str(self._vrrp_secret)[:8])
+        return result
+
+    def _validate(self, routers, script_paths, task_vars):
+        keepalived = find_keepalived()
+        if keepalived is None:
+            return []
+        # Configs the node already runs (same checksum in its facts) were checked before.
+        known = (task_vars.get("l3ha_router_facts") or {})
+        errors = []
+        for router in routers:
+            text = router["files"]["keepalived.conf"]
+            facts = known.get(router["name"]) or {}
+            if (facts.get("checksums") or {}).get("keepalived.conf") == sha256(text):
+                continue
+            output = keepalived_config_errors(keepalived, text, script_paths[router["name"]],
+                                              router["files"]["notify.sh"])
+            if output:
+                errors.append("router %s: keepalived.conf does not pass keepalived -t: %s" % (router["name"], output))
+        return errors
+
+
+def _mask(value, secret):
+    """Replace ``secret`` in every string of a result, in place where possible."""
+    if isinstance(value, dict):
+        for key in list(value):
+            value[key] = _mask(value[key], secret)
+        return value
+    if isinstance(value, list):
+        return [_mask(item, secret) for item in value]
+    if isinstance(value, str) and secret in value:
+        return value.replace(secret, "********")
+    return value
