@@ -1,0 +1,76 @@
+# -*- coding: utf-8 -*-
+# Copyright: l3ha.routers contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A difference tracker: what was found, what is wanted, per object."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
+def _text(value):
+    if value is None:
+        return 'absent'
+    if isinstance(value, bool):
+        return 'yes' if value else 'no'
+    if isinstance(value, (list, tuple)):
+        return '[' + ', '.join(str(v) for v in value) + ']'
+    return str(value)
+
+
+class Changes(object):
+    """Differences of one object (a router, a segment, a link).
+
+    Each difference is (field, before, after); `files` holds whole-file differences so
+    the diff shows their content.
+    """
+
+    def __init__(self, owner):
+        self.owner = owner
+        self.items = []
+        self.files = []
+
+    def add(self, field, before, after):
+        self.items.append((field, before, after))
+
+    def add_file(self, path, before, after):
+        self.files.append((path, before, after))
+        self.add('file ' + path, 'absent' if before is None else 'differs', 'written')
+
+    def __bool__(self):
+        return bool(self.items)
+
+    __nonzero__ = __bool__
+
+    @property
+    def changed(self):
+        return bool(self.items)
+
+    def lines(self):
+        return ['%s: %s -> %s' % (field, _text(before), _text(after))
+                for field, before, after in self.items]
+
+    def diffs(self):
+        """Ansible diff dicts: one for the fields, one per file whose content differs."""
+        if not self.items:
+            return []
+        fields = [(f, b, a) for f, b, a in self.items if not f.startswith('file ')]
+        result = []
+        if fields:
+            result.append({
+                'before_header': self.owner,
+                'after_header': self.owner,
+                'before': ''.join('%s: %s\n' % (f, _text(b)) for f, b, _ in fields),
+                'after': ''.join('%s: %s\n' % (f, _text(a)) for f, _, a in fields),
+            })
+        for path, before, after in self.files:
+            result.append({
+                'before_header': '%s: %s' % (self.owner, path),
+                'after_header': '%s: %s' % (self.owner, path),
+                'before': before or '',
+                'after': after,
+            })
+        return result
+
+    def result(self):
+        return {'changed': self.changed, 'changes': self.lines()}

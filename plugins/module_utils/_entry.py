@@ -1,0 +1,192 @@
+# -*- coding: utf-8 -*-
+# Copyright: l3ha.routers contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What each module's main() hands over to: argument specs and the glue to module_utils."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import traceback
+
+from ansible.module_utils.basic import missing_required_lib
+
+from ansible_collections.l3ha.routers.plugins.module_utils._changes import Changes
+from ansible_collections.l3ha.routers.plugins.module_utils import _netlink
+from ansible_collections.l3ha.routers.plugins.module_utils._validate import (
+    Errors, ValidationError, cidr_problem, ifname_problem, mac_problem, mtu_problem,
+)
+
+NETNS_ARGS = dict(
+    name=dict(type='str', required=True),
+    state=dict(type='str', default='present', choices=['present', 'absent']),
+)
+
+VETH_ARGS = dict(
+    name=dict(type='str', required=True),
+    peer=dict(type='str', required=True),
+    namespace=dict(type='str'),
+    peer_namespace=dict(type='str'),
+    state=dict(type='str', default='present', choices=['present', 'absent']),
+    mac=dict(type='str'),
+    peer_mac=dict(type='str'),
+    mtu=dict(type='int'),
+    up=dict(type='bool', default=True),
+    addresses=dict(type='list', elements='str'),
+    peer_addresses=dict(type='list', elements='str'),
+    exclusive_addresses=dict(type='bool', default=False),
+    peer_master=dict(type='str'),
+    alias=dict(type='str'),
+    peer_alias=dict(type='str'),
+)
+
+HA_ROUTERS_ARGS = dict(
+    routers=dict(type='list', elements='dict', required=True),
+    segments=dict(type='dict', default={}),
+    local_ip=dict(type='str'),
+    purge=dict(type='bool', default=False),
+    supervisor=dict(type='str', default='reconciler', choices=['reconciler', 'systemd']),
+    config_dir=dict(type='path', default='/etc/l3ha'),
+    run_dir=dict(type='path', default='/run/l3ha'),
+    state_dir=dict(type='path', default='/var/lib/l3ha'),
+    keepalived_bin=dict(type='str', default='keepalived'),
+    nft_bin=dict(type='str', default='nft'),
+)
+
+ROUTER_FACTS_ARGS = dict(
+    config_dir=dict(type='path', default='/etc/l3ha'),
+    run_dir=dict(type='path', default='/run/l3ha'),
+    state_dir=dict(type='path', default='/var/lib/l3ha'),
+    node_name=dict(type='str'),
+)
+
+
+def require_pyroute2(module):
+    if not _netlink.HAS_PYROUTE2:
+        module.fail_json(msg=missing_required_lib('pyroute2'),
+                         exception=str(_netlink.PYROUTE2_IMPORT_ERROR))
+
+
+def _finish(module, changes, extra=None):
+    result = dict(changed=changes.changed, changes=changes.lines())
+    result.update(extra or {})
+    if module._diff:
+        diffs = changes.diffs()
+        result['diff'] = diffs[0] if diffs else {'before': '', 'after': ''}
+    module.exit_json(**result)
+
+
+def run_netns(module):
+    require_pyroute2(module)
+    name, state = module.params['name'], module.params['state']
+    errors = Errors()
+    errors.check('netns', 'name', None if name and '/' not in name and name not in ('.', '..')
+                 else '%r is not a valid namespace name' % name)
+    _fail_on(module, errors)
+    # exact names only: 'r1' is not 'r10'
+    present = name in _netlink.list_namespaces()
+    changes = Changes('netns %s' % name)
+    if state == 'present' and not present:
+        changes.add('state', 'absent', 'present')
+        if not module.check_mode:
+            _netlink.create_namespace(name)
+    elif state == 'absent' and present:
+        changes.add('state', 'present', 'absent')
+        if not module.check_mode:
+            _netlink.delete_namespace(name)
+    _finish(module, changes, {'name': name, 'state': state})
+
+
+def _fail_on(module, errors):
+    try:
+        errors.raise_if_any()
+    except ValidationError as exc:
+        module.fail_json(msg='invalid input: ' + '; '.join(exc.errors), errors=exc.errors)
+
+
+def validate_veth(params, namespaces, errors):
+    owner = 'veth %s' % params['name']
+    for field in ('name', 'peer'):
+        errors.check(owner, field, ifname_problem(params[field]))
+    for field in ('mac', 'peer_mac'):
+        if params.get(field):
+            errors.check(owner, field, mac_problem(params[field]))
+    if params.get('mtu') is not None:
+        errors.check(owner, 'mtu', mtu_problem(params['mtu']))
+    for field in ('addresses', 'peer_addresses'):
+        for i, cidr in enumerate(params.get(field) or []):
+            errors.check(owner, '%s[%d]' % (field, i), cidr_problem(cidr))
+    for field in ('namespace', 'peer_namespace'):
+        if params.get(field) and params[field] not in namespaces:
+            errors.add(owner, field, 'namespace %r does not exist' % params[field])
+
+
+def run_veth(module):
+    from ansible_collections.l3ha.routers.plugins.module_utils._ports import VethSpec, ensure_veth
+    require_pyroute2(module)
+    params = module.params
+    errors = Errors()
+    validate_veth(params, _netlink.list_namespaces(), errors)
+    _fail_on(module, errors)
+    spaces = {}
+
+    def space(name):
+        if name not in spaces:
+            spaces[name] = _netlink.Namespace(name)
+        return spaces[name]
+
+    try:
+        end_space, peer_space, root = space(params['namespace']), space(params['peer_namespace']), space(None)
+        if params['peer_master']:
+            bridge = peer_space.link(params['peer_master'])
+            if bridge is None or bridge.kind != 'bridge':
+                errors.add('veth %s' % params['name'], 'peer_master',
+                           'bridge %r does not exist' % params['peer_master'])
+                _fail_on(module, errors)
+        changes = Changes('veth %s' % params['name'])
+        if params['state'] == 'absent':
+            _remove_pair(end_space, peer_space, params, changes, module.check_mode)
+        else:
+            spec = VethSpec(**dict((k, v) for k, v in params.items() if k != 'state'))
+            ensure_veth(end_space, peer_space, root, spec, changes, module.check_mode)
+    finally:
+        for opened in spaces.values():
+            opened.close()
+    _finish(module, changes)
+
+
+def _remove_pair(end_space, peer_space, params, changes, check_mode):
+    for space, name in ((end_space, params['name']), (peer_space, params['peer'])):
+        link = space.link(name)
+        if link is not None and link.kind == 'veth':
+            changes.add(name, 'present', None)
+            if not check_mode:
+                space.delete_link(name)
+                # the other end went with it
+                end_space.reload()
+                peer_space.reload()
+            break
+
+
+def run_ha_routers(module):
+    from ansible_collections.l3ha.routers.plugins.module_utils._node import reconcile
+    require_pyroute2(module)
+    try:
+        result = reconcile(module.params, module.check_mode)
+    except ValidationError as exc:
+        module.fail_json(msg='invalid input, nothing was changed: ' + '; '.join(exc.errors),
+                         errors=exc.errors)
+    except Exception as exc:  # report with the traceback instead of a bare crash
+        module.fail_json(msg='ha_routers failed: %s' % exc, exception=traceback.format_exc())
+    if not module._diff:
+        result.pop('diff')
+    if result['failures']:
+        module.fail_json(msg='; '.join(result['failures']), **result)
+    module.exit_json(**result)
+
+
+def run_router_facts(module):
+    from ansible_collections.l3ha.routers.plugins.module_utils._facts import gather
+    params = module.params
+    module.exit_json(changed=False, ansible_facts=gather(
+        params['config_dir'], params['run_dir'], params['state_dir'], params['node_name']))

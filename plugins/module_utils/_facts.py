@@ -1,0 +1,90 @@
+# -*- coding: utf-8 -*-
+# Copyright: l3ha.routers contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What is on a node now, read from files and /proc only (no forks: 1000 routers)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import socket
+
+from ansible_collections.l3ha.routers.plugins.module_utils._files import read_text, sha256_text
+from ansible_collections.l3ha.routers.plugins.module_utils._netlink import list_namespaces
+from ansible_collections.l3ha.routers.plugins.module_utils._supervisor import (
+    keepalived_pid, router_config_dir, router_run_dir,
+)
+
+NAMESPACE_PREFIX = 'qrouter-'
+STATES = ('master', 'backup', 'fault', 'stop')
+CHECKSUMMED = ('keepalived.conf', 'notify.sh', 'nftables.nft')
+
+
+def parse_state(text):
+    """'master 1764100000.123' -> ('master', 1764100000.123); unknown -> (None, None)."""
+    if not text:
+        return None, None
+    parts = text.split()
+    state = parts[0].lower() if parts else None
+    if state not in STATES:
+        return None, None
+    try:
+        since = float(parts[1]) if len(parts) > 1 else None
+    except ValueError:
+        since = None
+    return state, since
+
+
+def router_facts(name, config_dir, run_dir, namespaces):
+    directory = router_config_dir(config_dir, name)
+    record = {}
+    text = read_text(os.path.join(directory, 'router.json'))
+    if text:
+        try:
+            record = json.loads(text)
+        except ValueError:
+            record = {}
+    run = router_run_dir(run_dir, name)
+    state, since = parse_state(read_text(os.path.join(run, 'state')))
+    namespace = NAMESPACE_PREFIX + name
+    alive = namespace in namespaces and keepalived_pid(run_dir, name, namespace) is not None
+    checksums = {}
+    for fname in CHECKSUMMED:
+        content = read_text(os.path.join(directory, fname))
+        if content is not None:
+            checksums[fname] = sha256_text(content)
+    loaded = (read_text(os.path.join(run, 'config.sha256')) or '').strip() or None
+    return {
+        'tenant': record.get('tenant'),
+        'vrid': record.get('vrid'),
+        'segment': record.get('segment'),
+        'ha_address': record.get('ha_address'),
+        'namespace_present': namespace in namespaces,
+        # a dead keepalived's last state is stale: report it as stop
+        'state': state if alive else 'stop' if state else None,
+        'since': since,
+        'keepalived_alive': alive,
+        'checksums': checksums,
+        'loaded_config_checksum': loaded,
+        'metadata': record.get('metadata') or {},
+    }
+
+
+def gather(config_dir, run_dir, state_dir, node_name=None):
+    """ansible_facts for router_facts: every router with a directory or a namespace here."""
+    namespaces = set(list_namespaces())
+    names = set()
+    routers_dir = os.path.join(config_dir, 'routers')
+    if os.path.isdir(routers_dir):
+        names.update(n for n in os.listdir(routers_dir) if os.path.isdir(os.path.join(routers_dir, n)))
+    names.update(ns[len(NAMESPACE_PREFIX):] for ns in namespaces if ns.startswith(NAMESPACE_PREFIX))
+    return {
+        'l3ha_node': {
+            'name': node_name or socket.gethostname(),
+            'drained': os.path.exists(os.path.join(state_dir, 'drained')),
+        },
+        'l3ha_router_facts': dict((name, router_facts(name, config_dir, run_dir, namespaces))
+                                  for name in sorted(names)),
+    }

@@ -1,0 +1,322 @@
+# -*- coding: utf-8 -*-
+# Copyright: l3ha.routers contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Thin wrappers around pyroute2 for network namespaces, links and addresses.
+
+Everything runs in this process: entering a namespace is a setns(2) of the calling
+thread, so one module call can visit 1000 namespaces without forking.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import contextlib
+import ctypes
+import ctypes.util
+import errno
+import ipaddress
+import os
+
+try:
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
+    HAS_PYROUTE2 = True
+    PYROUTE2_IMPORT_ERROR = None
+except ImportError as exc:  # pragma: no cover - depends on the target host
+    IPRoute = None
+    HAS_PYROUTE2 = False
+    PYROUTE2_IMPORT_ERROR = exc
+
+    class NetlinkError(Exception):
+        code = 0
+
+NETNS_RUN_DIR = '/run/netns'
+CLONE_NEWNET = 0x40000000
+MS_REC = 0x4000
+MS_BIND = 0x1000
+MS_SHARED = 1 << 20
+MNT_DETACH = 2
+IFF_UP = 0x1
+
+_libc = None
+
+
+def libc():
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(ctypes.util.find_library('c'), use_errno=True)
+    return _libc
+
+
+def _check(result, what):
+    if result != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, '%s: %s' % (what, os.strerror(err)))
+
+
+def netns_path(name):
+    return os.path.join(NETNS_RUN_DIR, name)
+
+
+def list_namespaces():
+    """Names of the named network namespaces (exact names, no pattern matching)."""
+    try:
+        return sorted(os.listdir(NETNS_RUN_DIR))
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return []
+        raise
+
+
+def namespace_exists(name):
+    return name in list_namespaces()
+
+
+def _setns(fd):
+    _check(libc().setns(fd, CLONE_NEWNET), 'setns')
+
+
+@contextlib.contextmanager
+def entered(name):
+    """Run the block with this thread inside namespace `name` (None: stay where we are)."""
+    if name is None:
+        yield
+        return
+    home = os.open('/proc/thread-self/ns/net', os.O_RDONLY)
+    try:
+        target = os.open(netns_path(name), os.O_RDONLY)
+        try:
+            _setns(target)
+        finally:
+            os.close(target)
+        try:
+            yield
+        finally:
+            _setns(home)
+    finally:
+        os.close(home)
+
+
+def _share_netns_dir():
+    # As iproute2 does: /run/netns is a shared mount so the namespace bind mounts
+    # propagate to every mount namespace that sees it.
+    if not os.path.isdir(NETNS_RUN_DIR):
+        os.makedirs(NETNS_RUN_DIR, 0o755)
+    lib = libc()
+    if lib.mount(b'', NETNS_RUN_DIR.encode(), b'none', MS_SHARED | MS_REC, None) == 0:
+        return
+    _check(lib.mount(NETNS_RUN_DIR.encode(), NETNS_RUN_DIR.encode(), b'none', MS_BIND | MS_REC, None),
+           'bind mount %s' % NETNS_RUN_DIR)
+    _check(lib.mount(b'', NETNS_RUN_DIR.encode(), b'none', MS_SHARED | MS_REC, None),
+           'share %s' % NETNS_RUN_DIR)
+
+
+def create_namespace(name):
+    """Create the named namespace like `ip netns add`, without forking."""
+    _share_netns_dir()
+    path = netns_path(name)
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
+    home = os.open('/proc/thread-self/ns/net', os.O_RDONLY)
+    try:
+        try:
+            _check(libc().unshare(CLONE_NEWNET), 'unshare')
+            try:
+                _check(libc().mount(b'/proc/thread-self/ns/net', path.encode(), b'none', MS_BIND, None),
+                       'bind mount %s' % path)
+            finally:
+                _setns(home)
+        except Exception:
+            os.unlink(path)
+            raise
+    finally:
+        os.close(home)
+
+
+def delete_namespace(name):
+    path = netns_path(name)
+    libc().umount2(path.encode(), MNT_DETACH)
+    os.unlink(path)
+
+
+def namespace_inode(name):
+    """(dev, inode) of a named namespace, to recognise processes living in it."""
+    st = os.stat(netns_path(name))
+    return (st.st_dev, st.st_ino)
+
+
+def process_namespace_inode(pid):
+    st = os.stat('/proc/%d/ns/net' % pid)
+    return (st.st_dev, st.st_ino)
+
+
+def open_route(name=None):
+    """An IPRoute socket bound to namespace `name` (None: the current one)."""
+    with entered(name):
+        return IPRoute()
+
+
+class Link(object):
+    """The fields of a link that the collection compares."""
+
+    __slots__ = ('index', 'name', 'kind', 'mac', 'mtu', 'up', 'master', 'alias',
+                 'peer_index', 'info')
+
+    def __init__(self, index, name, kind=None, mac=None, mtu=None, up=False, master=None,
+                 alias=None, peer_index=None, info=None):
+        self.index = index
+        self.name = name
+        self.kind = kind
+        self.mac = mac
+        self.mtu = mtu
+        self.up = up
+        self.master = master
+        self.alias = alias
+        self.peer_index = peer_index
+        self.info = info or {}
+
+    @classmethod
+    def from_message(cls, msg):
+        linkinfo = msg.get_attr('IFLA_LINKINFO')
+        kind = None
+        info = {}
+        if linkinfo is not None:
+            kind = linkinfo.get_attr('IFLA_INFO_KIND')
+            data = linkinfo.get_attr('IFLA_INFO_DATA')
+            if data is not None and hasattr(data, 'get_attr'):
+                info = dict((k, v) for k, v in data['attrs'] if k != 'UNKNOWN')
+        return cls(
+            index=msg['index'],
+            name=msg.get_attr('IFLA_IFNAME'),
+            kind=kind,
+            mac=msg.get_attr('IFLA_ADDRESS'),
+            mtu=msg.get_attr('IFLA_MTU'),
+            up=bool(msg['flags'] & IFF_UP),
+            master=msg.get_attr('IFLA_MASTER'),
+            alias=msg.get_attr('IFLA_IFALIAS'),
+            peer_index=msg.get_attr('IFLA_LINK'),
+            info=info,
+        )
+
+
+class Namespace(object):
+    """Links and addresses of one namespace, read once and kept current by our writes.
+
+    `name` None is the namespace the module runs in (the node's root namespace).
+    """
+
+    def __init__(self, name=None, route=None):
+        self.name = name
+        self.route = route if route is not None else open_route(name)
+        self._links = None
+
+    def close(self):
+        self.route.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # links
+    def links(self):
+        if self._links is None:
+            self._links = dict((link.name, link) for link in
+                               (Link.from_message(m) for m in self.route.get_links()))
+        return self._links
+
+    def link(self, name):
+        return self.links().get(name)
+
+    def reload(self):
+        self._links = None
+
+    def link_by_index(self, index):
+        for link in self.links().values():
+            if link.index == index:
+                return link
+        return None
+
+    def refresh(self, name):
+        """Re-read one link after a change (or drop it when it is gone)."""
+        links = self.links()
+        try:
+            msg = self.route.link('get', ifname=name)[0]
+        except NetlinkError as exc:
+            if exc.code == errno.ENODEV:
+                links.pop(name, None)
+                return None
+            raise
+        links[name] = Link.from_message(msg)
+        return links[name]
+
+    def forget(self, name):
+        self.links().pop(name, None)
+
+    def set_link(self, name, **attrs):
+        self.route.link('set', index=self.link(name).index, **attrs)
+        return self.refresh(name)
+
+    def delete_link(self, name):
+        link = self.link(name)
+        if link is not None:
+            try:
+                self.route.link('del', index=link.index)
+            except NetlinkError as exc:
+                if exc.code != errno.ENODEV:
+                    raise
+        self.forget(name)
+
+    # addresses
+    def addresses(self, name):
+        """Addresses on a link as 'ip/prefix' strings (IPv6 compressed)."""
+        link = self.link(name)
+        if link is None:
+            return []
+        found = []
+        for msg in self.route.get_addr(index=link.index):
+            addr = msg.get_attr('IFA_LOCAL') or msg.get_attr('IFA_ADDRESS')
+            found.append(normalize_cidr('%s/%d' % (addr, msg['prefixlen'])))
+        return found
+
+    def add_address(self, name, cidr):
+        iface = ipaddress.ip_interface(cidr)
+        self.route.addr('add', index=self.link(name).index, address=str(iface.ip),
+                        prefixlen=iface.network.prefixlen)
+
+    def delete_address(self, name, cidr):
+        iface = ipaddress.ip_interface(cidr)
+        self.route.addr('del', index=self.link(name).index, address=str(iface.ip),
+                        prefixlen=iface.network.prefixlen)
+
+
+def normalize_cidr(cidr):
+    iface = ipaddress.ip_interface(cidr)
+    return '%s/%d' % (iface.ip, iface.network.prefixlen)
+
+
+def is_ipv6_link_local(cidr):
+    ip = ipaddress.ip_interface(cidr).ip
+    return ip.version == 6 and ip.is_link_local
+
+
+def sysctl_path(key):
+    # keys use slashes ('net/ipv4/ip_forward'): device names may contain dots
+    return '/proc/sys/' + key
+
+
+def read_sysctl(key):
+    """Read a sysctl of the namespace this thread is in (None when it does not exist)."""
+    try:
+        with open(sysctl_path(key)) as handle:
+            return handle.read().strip()
+    except (IOError, OSError) as exc:
+        if exc.errno == errno.ENOENT:
+            return None
+        raise
+
+
+def write_sysctl(key, value):
+    with open(sysctl_path(key), 'w') as handle:
+        handle.write(str(value))

@@ -1,0 +1,478 @@
+# -*- coding: utf-8 -*-
+# Copyright: l3ha.routers contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The node reconciler: makes every router of one node match its plan in one call.
+
+Per router it owns the namespace, its sysctls, the veth ports, the `ha-` address, the
+files in `<config_dir>/routers/<name>/`, the nftables ruleset and the keepalived
+process. One code path for check and apply: each difference is recorded in a
+`Changes`, and only the writes are skipped in check mode.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+
+from ansible_collections.l3ha.routers.plugins.module_utils._changes import Changes
+from ansible_collections.l3ha.routers.plugins.module_utils._files import (
+    ensure_dir, file_drift, read_text, remove_tree, sha256_text, write_atomic,
+)
+from ansible_collections.l3ha.routers.plugins.module_utils._netlink import (
+    Namespace, create_namespace, delete_namespace, entered, is_ipv6_link_local,
+    list_namespaces, normalize_cidr, read_sysctl, write_sysctl,
+)
+from ansible_collections.l3ha.routers.plugins.module_utils._ports import (
+    AbsentSpace, VethSpec, ensure_veth,
+)
+from ansible_collections.l3ha.routers.plugins.module_utils._segments import (
+    MARKER, ensure_segment, marker, segment_links, validate_segments,
+)
+from ansible_collections.l3ha.routers.plugins.module_utils._supervisor import (
+    SupervisorError, keepalived_argv, keepalived_pid, namespace_pids, reload_keepalived,
+    router_config_dir, router_run_dir, run_in, start_keepalived, stop_process,
+    systemd_command, systemd_unit, wait_for_pid,
+)
+from ansible_collections.l3ha.routers.plugins.module_utils._validate import (
+    Errors, cidr_problem, ifname_problem, int_range_problem, mac_problem, mtu_problem,
+    router_name_problem,
+)
+
+NAMESPACE_PREFIX = 'qrouter-'
+PORT_PREFIXES = {'ha': 'ha-', 'gateway': 'qg-', 'internal': 'qr-'}
+FILE_MODES = {'keepalived.conf': 0o600, 'notify.sh': 0o700, 'nftables.nft': 0o600}
+RECORD_FILE = 'router.json'
+
+# Router-wide sysctls, checked on every run (Neutron learned each through a bug):
+# forwarding; binding VIPs before they arrive (nonlocal_bind); answering ARP only for
+# addresses of the asked interface (arp_ignore/announce); keeping the other addresses of
+# a subnet when keepalived removes the primary one (promote_secondaries); no routes
+# from router advertisements (keepalived owns the routes).
+NAMESPACE_SYSCTLS = (
+    ('net/ipv4/ip_forward', '1'),
+    ('net/ipv4/ip_nonlocal_bind', '1'),
+    ('net/ipv6/ip_nonlocal_bind', '1'),
+    ('net/ipv4/conf/all/arp_ignore', '1'),
+    ('net/ipv4/conf/all/arp_announce', '2'),
+    ('net/ipv4/conf/all/promote_secondaries', '1'),
+    ('net/ipv4/conf/default/promote_secondaries', '1'),
+    ('net/ipv6/conf/all/accept_ra', '0'),
+    ('net/ipv6/conf/default/accept_ra', '0'),
+)
+# IPv6 forwarding is switched by the notify script on transitions: set only at creation.
+CREATION_SYSCTLS = (('net/ipv6/conf/all/forwarding', '0'),)
+# qg/qr ports share their MAC between replicas: no kernel-made link-local address, so
+# backups stay silent (keepalived adds the link-local address on the master).
+SHARED_MAC_PORT_SYSCTLS = {'net/ipv6/conf/{dev}/addr_gen_mode': '1',
+                           'net/ipv6/conf/{dev}/accept_ra': '0'}
+
+RT_PROTO_KERNEL = 2
+RT_TABLE_LOCAL = 255
+
+
+class _Quiet(object):
+    def add(self, *args):
+        pass
+
+    def add_file(self, *args):
+        pass
+
+
+# ---------------------------------------------------------------- validation
+
+def validate_routers(routers, segments, errors):
+    names = set()
+    peers = {}
+    for index, router in enumerate(routers):
+        name = router.get('name')
+        owner = 'router %s' % (name if isinstance(name, str) else '#%d' % index)
+        problem = router_name_problem(name)
+        if problem:
+            errors.add(owner, 'name', problem)
+            continue
+        if name in names:
+            errors.add(owner, 'name', 'listed twice')
+        names.add(name)
+        namespace = router.get('namespace') or NAMESPACE_PREFIX + name
+        if namespace != NAMESPACE_PREFIX + name:
+            errors.add(owner, 'namespace', '%r must be %r' % (namespace, NAMESPACE_PREFIX + name))
+        if router.get('ha', True):
+            errors.check(owner, 'vrid', int_range_problem(router.get('vrid'), 1, 255, 'VRID'))
+            errors.check(owner, 'ha_address', cidr_problem(router.get('ha_address')))
+            if router.get('segment') not in segments:
+                errors.add(owner, 'segment', '%r is not in segments' % (router.get('segment'),))
+        _validate_ports(router, owner, segments, peers, errors)
+        files = router.get('files')
+        if not isinstance(files, dict) or not isinstance(files.get('keepalived.conf'), str):
+            errors.add(owner, 'files', 'keepalived.conf (text) is required')
+        else:
+            for fname, content in sorted(files.items()):
+                if fname not in FILE_MODES:
+                    errors.add(owner, 'files', '%r is not one of %s' % (fname, ', '.join(sorted(FILE_MODES))))
+                elif not isinstance(content, str):
+                    errors.add(owner, 'files.%s' % fname, 'must be text')
+        if router.get('metadata') is not None and not isinstance(router.get('metadata'), dict):
+            errors.add(owner, 'metadata', 'must be a dictionary')
+
+
+def _validate_ports(router, owner, segments, peers, errors):
+    ports = router.get('ports') or []
+    if not isinstance(ports, list):
+        errors.add(owner, 'ports', 'must be a list')
+        return
+    seen = set()
+    for i, port in enumerate(ports):
+        field = 'ports[%d]' % i
+        kind = port.get('kind')
+        if kind not in PORT_PREFIXES:
+            errors.add(owner, field + '.kind', '%r is not one of ha, gateway, internal' % (kind,))
+            continue
+        pname = port.get('name')
+        problem = ifname_problem(pname)
+        if problem:
+            errors.add(owner, field + '.name', problem)
+        elif not pname.startswith(PORT_PREFIXES[kind]):
+            errors.add(owner, field + '.name', '%r: a %s port name starts with %r'
+                       % (pname, kind, PORT_PREFIXES[kind]))
+        elif pname in seen:
+            errors.add(owner, field + '.name', '%r listed twice' % pname)
+        seen.add(pname)
+        peer = port.get('peer')
+        problem = ifname_problem(peer)
+        if problem:
+            errors.add(owner, field + '.peer', problem)
+        elif peer in peers:
+            errors.add(owner, field + '.peer', '%r is also used by %s' % (peer, peers[peer]))
+        else:
+            peers[peer] = owner
+        if port.get('segment') not in segments:
+            errors.add(owner, field + '.segment', '%r is not in segments' % (port.get('segment'),))
+        if port.get('mac') is not None:
+            errors.check(owner, field + '.mac', mac_problem(port.get('mac')))
+        if port.get('mtu') is not None:
+            errors.check(owner, field + '.mtu', mtu_problem(port.get('mtu')))
+        for j, cidr in enumerate(port.get('addresses') or []):
+            errors.check(owner, '%s.addresses[%d]' % (field, j), cidr_problem(cidr))
+
+
+# ---------------------------------------------------------------- helpers
+
+def router_record(router):
+    """What router.json holds: the planned values router_facts reads back."""
+    return {
+        'name': router['name'],
+        'tenant': router.get('tenant'),
+        'ha': router.get('ha', True),
+        'vrid': router.get('vrid'),
+        'segment': router.get('segment'),
+        'ha_address': router.get('ha_address'),
+        'ha_vip': router.get('ha_vip'),
+        'priority': router.get('priority'),
+        'peers': router.get('peers') or [],
+        'metadata': router.get('metadata') or {},
+    }
+
+
+def router_files(router):
+    files = dict(router['files'])
+    files[RECORD_FILE] = json.dumps(router_record(router), indent=2, sort_keys=True) + '\n'
+    return files
+
+
+def file_mode(fname):
+    return FILE_MODES.get(fname, 0o600)
+
+
+def port_spec(router, port, segments):
+    namespace = NAMESPACE_PREFIX + router['name']
+    is_ha = port['kind'] == 'ha'
+    return VethSpec(
+        name=port['name'], peer=port['peer'], namespace=namespace, peer_namespace=None,
+        mac=port.get('mac'), mtu=port.get('mtu'), up=True,
+        # only the ha address is ours; VIPs on any port belong to keepalived
+        addresses=[router['ha_address']] if is_ha and router.get('ha_address') else None,
+        exclusive_addresses=False,
+        peer_master=segments[port['segment']]['bridge'],
+        alias=marker(router['name']) if is_ha else None,
+        peer_alias=marker(router['name']),
+        sysctls={} if is_ha else SHARED_MAC_PORT_SYSCTLS,
+    )
+
+
+def clear_leftovers(space, router):
+    """Drop what a dead keepalived left behind, so a new one starts as a clean backup.
+
+    Keeps the ha address and the ha port's link-local address; qg/qr ports have no
+    kernel link-local address (addr_gen_mode=1), so any address there is a VIP.
+    """
+    keep = set()
+    if router.get('ha_address'):
+        keep.add(normalize_cidr(router['ha_address']))
+    for port in router.get('ports') or []:
+        for cidr in space.addresses(port['name']):
+            if cidr in keep or (port['kind'] == 'ha' and is_ipv6_link_local(cidr)):
+                continue
+            space.delete_address(port['name'], cidr)
+    space.route.flush_routes(
+        match=lambda msg: msg['proto'] != RT_PROTO_KERNEL and msg.get_attr('RTA_TABLE') != RT_TABLE_LOCAL)
+
+
+# ---------------------------------------------------------------- reconciler
+
+class NodeReconciler(object):
+    def __init__(self, params, check_mode=False):
+        self.routers = params.get('routers') or []
+        self.segments = params.get('segments') or {}
+        self.local_ip = params.get('local_ip')
+        self.purge = bool(params.get('purge'))
+        self.supervisor = params.get('supervisor') or 'reconciler'
+        self.config_dir = params['config_dir']
+        self.run_dir = params['run_dir']
+        self.state_dir = params['state_dir']
+        self.keepalived_bin = params.get('keepalived_bin') or 'keepalived'
+        self.nft_bin = params.get('nft_bin') or 'nft'
+        self.systemctl_bin = params.get('systemctl_bin') or 'systemctl'
+        self.check_mode = check_mode
+        self.failures = []
+
+    @property
+    def drained(self):
+        return os.path.exists(os.path.join(self.state_dir, 'drained'))
+
+    def run(self):
+        """Validate everything, then reconcile segments, routers, and purge. Returns the result."""
+        root = Namespace(None)
+        try:
+            errors = Errors()
+            validate_routers(self.routers, self.segments, errors)
+            validate_segments(self.segments, self.local_ip, root, errors)
+            errors.raise_if_any()
+            return self._reconcile(root)
+        finally:
+            root.close()
+
+    def _reconcile(self, root):
+        result = {'segments': {}, 'routers': {}, 'purged': []}
+        diffs = []
+        for name in sorted(self.segments):
+            changes = Changes('segment %s' % name)
+            ensure_segment(root, name, self.segments[name], self.local_ip, changes, self.check_mode)
+            result['segments'][name] = changes.result()
+            diffs.extend(changes.diffs())
+        existing = set(list_namespaces())
+        drained = self.drained
+        for router in self.routers:
+            changes = Changes('router %s' % router['name'])
+            try:
+                self.reconcile_router(root, router, existing, drained, changes)
+            except (OSError, SupervisorError) as exc:
+                self.failures.append('router %s: %s' % (router['name'], exc))
+            result['routers'][router['name']] = changes.result()
+            diffs.extend(changes.diffs())
+        if self.purge:
+            for name, changes in self.purge_routers(root, existing):
+                result['purged'].append(name)
+                diffs.extend(changes.diffs())
+            purge_changes = Changes('root links')
+            self.purge_links(root, result['purged'], purge_changes)
+            result['purged_links'] = purge_changes.lines()
+            diffs.extend(purge_changes.diffs())
+        result['changed'] = bool(diffs)
+        result['diff'] = diffs
+        result['failures'] = self.failures
+        return result
+
+    # one router
+    def reconcile_router(self, root, router, existing, drained, changes):
+        name = router['name']
+        namespace = NAMESPACE_PREFIX + name
+        created = namespace not in existing
+        if created:
+            changes.add('namespace', None, namespace)
+            if not self.check_mode:
+                create_namespace(namespace)
+        space = AbsentSpace(namespace) if created and self.check_mode else Namespace(namespace)
+        try:
+            # details of a namespace created now are part of 'created'
+            detail = _Quiet() if created else changes
+            if not (created and self.check_mode):
+                self._ensure_sysctls(namespace, created, detail)
+            self._ensure_loopback(space, detail)
+            self._ensure_ports(root, space, router, changes)
+            files_changed = self._ensure_files(router, changes)
+            self._ensure_nftables(router, namespace, created, changes)
+            self._ensure_keepalived(space, router, namespace, created, drained,
+                                    files_changed, changes)
+        finally:
+            if not isinstance(space, AbsentSpace):
+                space.close()
+
+    def _ensure_sysctls(self, namespace, created, changes):
+        with entered(namespace):
+            if created and not self.check_mode:
+                for key, value in CREATION_SYSCTLS:
+                    write_sysctl(key, value)
+            for key, value in NAMESPACE_SYSCTLS:
+                current = read_sysctl(key)
+                if current is not None and current != value:
+                    changes.add('sysctl ' + key.split('/', 1)[1], current, value)
+                    if not self.check_mode:
+                        write_sysctl(key, value)
+
+    def _ensure_loopback(self, space, changes):
+        lo = space.link('lo')
+        if lo is not None and not lo.up:
+            changes.add('lo.up', False, True)
+            if not self.check_mode:
+                space.set_link('lo', state='up')
+
+    def _ensure_ports(self, root, space, router, changes):
+        wanted = set()
+        for port in router.get('ports') or []:
+            wanted.add(port['name'])
+            ensure_veth(space, root, root, port_spec(router, port, self.segments), changes,
+                        self.check_mode)
+        # ports of ours that are no longer planned (an internal network removed)
+        for link_name in sorted(space.links()):
+            if link_name[:3] in PORT_PREFIXES.values() and link_name not in wanted:
+                changes.add(link_name, 'present', None)
+                if not self.check_mode:
+                    space.delete_link(link_name)
+
+    def _ensure_files(self, router, changes):
+        """Write the router's files that differ; returns the names of those that did."""
+        directory = router_config_dir(self.config_dir, router['name'])
+        changed = set()
+        if not self.check_mode:
+            ensure_dir(os.path.join(self.config_dir, 'routers'), 0o700)
+            ensure_dir(directory, 0o700)
+        for fname, content in sorted(router_files(router).items()):
+            path = os.path.join(directory, fname)
+            for field, before, after in file_drift(path, content, file_mode(fname)):
+                changed.add(fname)
+                if field == 'content':
+                    changes.add_file(path, before, after)
+                else:
+                    changes.add('%s.mode' % fname, before, after)
+            if fname in changed and not self.check_mode:
+                write_atomic(path, content, file_mode(fname))
+        return changed
+
+    def _run_dir(self, router):
+        path = router_run_dir(self.run_dir, router['name'])
+        if not self.check_mode:
+            ensure_dir(os.path.join(self.run_dir, 'routers'), 0o700)
+            ensure_dir(path, 0o700)
+        return path
+
+    def _ensure_nftables(self, router, namespace, created, changes):
+        content = router['files'].get('nftables.nft')
+        if content is None:
+            return
+        marker_path = os.path.join(self._run_dir(router), 'nftables.sha256')
+        wanted = sha256_text(content)
+        loaded = (read_text(marker_path) or '').strip() or None
+        if loaded == wanted and not created:
+            return
+        changes.add('nftables', loaded[:12] if loaded else 'not loaded', wanted[:12])
+        if not self.check_mode:
+            path = os.path.join(router_config_dir(self.config_dir, router['name']), 'nftables.nft')
+            run_in(namespace, [self.nft_bin, '-f', path], 'loading nftables for router %s' % router['name'])
+            write_atomic(marker_path, wanted + '\n', 0o600)
+
+    def _ensure_keepalived(self, space, router, namespace, created, drained, files_changed, changes):
+        name = router['name']
+        run = self._run_dir(router)
+        checksum_path = os.path.join(run, 'config.sha256')
+        wanted = sha256_text(router['files']['keepalived.conf'])
+        loaded = (read_text(checksum_path) or '').strip() or None
+        pid = None if created else keepalived_pid(self.run_dir, name, namespace)
+        if pid is None and drained:
+            return  # the drain playbook stopped it on purpose
+        config_changed = loaded != wanted
+        if pid is None:
+            changes.add('keepalived', 'stopped', 'running')
+        elif config_changed:
+            changes.add('keepalived.config', loaded[:12] if loaded else 'unknown', wanted[:12])
+        else:
+            return
+        if self.check_mode:
+            return
+        if pid is None:
+            clear_leftovers(space, router)
+        if self.supervisor == 'systemd':
+            command = systemd_command(name, pid is not None, config_changed, self.systemctl_bin)
+            run_in(None, command, 'systemd for router %s' % name)
+        elif pid is None:
+            start_keepalived(namespace, keepalived_argv(name, self.config_dir, self.run_dir,
+                                                        self.keepalived_bin))
+            wait_for_pid(self.run_dir, name, namespace)
+        else:
+            reload_keepalived(pid)
+        write_atomic(checksum_path, wanted + '\n', 0o600)
+
+    # purge
+    def owned_namespaces(self, root):
+        """Namespaces of our routers: qrouter-* with a marked ha- port or a router directory."""
+        owned = []
+        for namespace in list_namespaces():
+            if not namespace.startswith(NAMESPACE_PREFIX):
+                continue
+            name = namespace[len(NAMESPACE_PREFIX):]
+            if os.path.isdir(router_config_dir(self.config_dir, name)):
+                owned.append(name)
+                continue
+            with Namespace(namespace) as space:
+                if any(link.name.startswith('ha-') and (link.alias or '').startswith(MARKER)
+                       for link in space.links().values()):
+                    owned.append(name)
+        return owned
+
+    def purge_routers(self, root, existing):
+        wanted = set(r['name'] for r in self.routers)
+        names = set(self.owned_namespaces(root))
+        routers_dir = os.path.join(self.config_dir, 'routers')
+        if os.path.isdir(routers_dir):
+            names.update(os.listdir(routers_dir))
+        for name in sorted(names - wanted):
+            changes = Changes('router %s' % name)
+            namespace = NAMESPACE_PREFIX + name
+            present = namespace in list_namespaces()
+            changes.add('router', 'present', None)
+            if not self.check_mode:
+                self.remove_router(name, namespace, present)
+            yield name, changes
+
+    def remove_router(self, name, namespace, present):
+        if present:
+            if self.supervisor == 'systemd':
+                run_in(None, [self.systemctl_bin, 'stop', systemd_unit(name)], 'systemd for router %s' % name)
+            for pid in namespace_pids(namespace):
+                stop_process(pid)
+            with Namespace(namespace) as space:
+                # deleting our end removes the root-side peer with it
+                for link in list(space.links().values()):
+                    if link.kind == 'veth':
+                        space.delete_link(link.name)
+            delete_namespace(namespace)
+        remove_tree(router_config_dir(self.config_dir, name))
+        remove_tree(router_run_dir(self.run_dir, name))
+
+    def purge_links(self, root, purged_routers, changes):
+        """Remove marked root links nobody plans (peers of purged routers go with them)."""
+        keep = segment_links(self.segments)
+        for router in self.routers:
+            keep.update(port['peer'] for port in router.get('ports') or [])
+        going = set(marker(name) for name in purged_routers)
+        root.reload()  # removing routers deleted their peers behind the cache
+        for link in sorted(root.links().values(), key=lambda link: link.name):
+            if (link.alias or '').startswith(MARKER) and link.name not in keep and link.alias not in going:
+                changes.add(link.name, link.alias, None)
+                if not self.check_mode:
+                    root.delete_link(link.name)
+
+
+def reconcile(params, check_mode):
+    return NodeReconciler(params, check_mode).run()

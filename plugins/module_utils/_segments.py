@@ -1,0 +1,219 @@
+# -*- coding: utf-8 -*-
+# Copyright: l3ha.routers contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""L2 segments in the node's root namespace: the bridges the router ports plug into.
+
+- `bridge`: the operator's bridge; it must exist, nothing is changed on it.
+- `vxlan`: a managed bridge plus a vxlan device (VNI, local tunnel IP, UDP 4789,
+  learning on) with all-zero FDB entries to every remote VTEP (head-end replication),
+  or a multicast `group`.
+- `vlan`: a managed bridge plus an 802.1Q device on `physical_device`. Not lab-tested:
+  the test kernel has no 802.1Q support.
+
+Links created here carry ifalias `l3ha:<segment>`.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import errno
+
+from ansible_collections.l3ha.routers.plugins.module_utils._netlink import NetlinkError
+from ansible_collections.l3ha.routers.plugins.module_utils._validate import (
+    ifname_problem, int_range_problem, ip_problem, mtu_problem, vni_problem,
+)
+
+MARKER = 'l3ha:'
+VXLAN_PORT = 4789
+ZERO_MAC = '00:00:00:00:00:00'
+AF_BRIDGE = 7
+
+
+def marker(owner):
+    return MARKER + owner
+
+
+def validate_segments(segments, local_ip, root, errors):
+    """Check every segment; `root` is the node's root namespace (for operator bridges)."""
+    for name in sorted(segments):
+        seg = segments[name] or {}
+        owner = 'segment %s' % name
+        kind = seg.get('type')
+        if kind not in ('bridge', 'vxlan', 'vlan'):
+            errors.add(owner, 'type', '%r is not one of bridge, vxlan, vlan' % (kind,))
+            continue
+        errors.check(owner, 'bridge', ifname_problem(seg.get('bridge')))
+        if seg.get('mtu') is not None:
+            errors.check(owner, 'mtu', mtu_problem(seg.get('mtu')))
+        if kind == 'bridge':
+            link = root.link(seg.get('bridge')) if seg.get('bridge') else None
+            if link is None or link.kind != 'bridge':
+                errors.add(owner, 'bridge', 'bridge %r does not exist on this node' % (seg.get('bridge'),))
+            continue
+        errors.check(owner, 'device', ifname_problem(seg.get('device')))
+        for field in ('bridge', 'device'):
+            existing = root.link(seg.get(field)) if isinstance(seg.get(field), str) else None
+            if existing is not None and existing.alias != marker(name):
+                errors.add(owner, field, '%r exists and is not managed by l3ha (ifalias %r)'
+                           % (seg.get(field), existing.alias))
+        if kind == 'vxlan':
+            errors.check(owner, 'vni', vni_problem(seg.get('vni')))
+            if not local_ip:
+                errors.add(owner, 'local_ip', 'a vxlan segment needs the local tunnel IP (l3ha_tunnel_ip)')
+            elif ip_problem(local_ip):
+                errors.add(owner, 'local_ip', ip_problem(local_ip))
+            for i, remote in enumerate(seg.get('remotes') or []):
+                errors.check(owner, 'remotes[%d]' % i, ip_problem(remote))
+            if seg.get('group') is not None:
+                errors.check(owner, 'group', ip_problem(seg.get('group')))
+        else:
+            errors.check(owner, 'vlan_id', int_range_problem(seg.get('vlan_id'), 1, 4094, 'VLAN id'))
+            errors.check(owner, 'physical_device', ifname_problem(seg.get('physical_device')))
+            parent = seg.get('physical_device')
+            if isinstance(parent, str) and root.link(parent) is None:
+                errors.add(owner, 'physical_device', 'device %r does not exist on this node' % parent)
+
+
+def vxlan_identity(seg, local_ip):
+    """The vxlan attributes that cannot change on a live device (it is recreated instead)."""
+    identity = {
+        'IFLA_VXLAN_ID': int(seg['vni']),
+        'IFLA_VXLAN_PORT': int(seg.get('dstport') or VXLAN_PORT),
+        'IFLA_VXLAN_LEARNING': 1,
+    }
+    if seg.get('group'):
+        identity['IFLA_VXLAN_GROUP'] = seg['group']
+    else:
+        identity['IFLA_VXLAN_LOCAL'] = local_ip
+    return identity
+
+
+def _create_attrs(kind, identity, root, seg):
+    if kind == 'vxlan':
+        attrs = {'vxlan_id': identity['IFLA_VXLAN_ID'], 'vxlan_port': identity['IFLA_VXLAN_PORT'],
+                 'vxlan_learning': 1}
+        if 'IFLA_VXLAN_GROUP' in identity:
+            attrs['vxlan_group'] = identity['IFLA_VXLAN_GROUP']
+        else:
+            attrs['vxlan_local'] = identity['IFLA_VXLAN_LOCAL']
+        return attrs
+    if kind == 'vlan':
+        return {'vlan_id': identity['IFLA_VLAN_ID'], 'link': root.link(seg['physical_device']).index}
+    return {}
+
+
+def ensure_link(root, name, kind, identity, seg, owner, master, changes, check_mode):
+    """A managed root-namespace link of `kind`: present, marked, right MTU/master, up."""
+    link = root.link(name)
+    mismatched = []
+    if link is not None:
+        if link.kind != kind:
+            mismatched.append(('kind', link.kind, kind))
+        for key, value in sorted(identity.items()):
+            if link.info.get(key) != value:
+                mismatched.append((key.replace('IFLA_', '').lower(), link.info.get(key), value))
+    if link is None or mismatched:
+        if link is None:
+            changes.add(name, None, 'created')
+        for field, before, after in mismatched:
+            changes.add('%s.%s' % (name, field), before, after)
+        if check_mode:
+            return
+        if link is not None:
+            root.delete_link(name)
+        attrs = _create_attrs(kind, identity, root, seg)
+        if seg.get('mtu'):
+            attrs['mtu'] = int(seg['mtu'])
+        root.route.link('add', ifname=name, kind=kind, ifalias=marker(owner), **attrs)
+        link = root.refresh(name)
+        changes = _Quiet()
+    wanted = {}
+    if link.alias != marker(owner):
+        changes.add(name + '.alias', link.alias, marker(owner))
+        wanted['ifalias'] = marker(owner)
+    if seg.get('mtu') and link.mtu != int(seg['mtu']):
+        changes.add(name + '.mtu', link.mtu, int(seg['mtu']))
+        wanted['mtu'] = int(seg['mtu'])
+    if master is not None:
+        bridge = root.link(master)
+        if bridge is None or link.master != bridge.index:
+            current = root.link_by_index(link.master) if link.master else None
+            changes.add(name + '.master', current.name if current else None, master)
+            if bridge is not None:
+                wanted['master'] = bridge.index
+    if not link.up:
+        changes.add(name + '.up', False, True)
+        wanted['state'] = 'up'
+    if wanted and not check_mode:
+        root.set_link(name, **wanted)
+
+
+class _Quiet(object):
+    def add(self, *args):
+        pass
+
+
+def flood_entries(root, device):
+    """Remote VTEPs of the all-zero FDB entries on a vxlan device."""
+    link = root.link(device)
+    if link is None:
+        return []
+    found = []
+    for entry in root.route.fdb('dump', ifindex=link.index):
+        if entry['ifindex'] == link.index and entry.get_attr('NDA_LLADDR') == ZERO_MAC:
+            dst = entry.get_attr('NDA_DST')
+            if dst:
+                found.append(dst)
+    return sorted(set(found))
+
+
+def ensure_flood(root, device, remotes, changes, check_mode):
+    current = flood_entries(root, device)
+    wanted = sorted(set(remotes))
+    if current == wanted:
+        return
+    changes.add(device + '.flood', current, wanted)
+    if check_mode:
+        return
+    index = root.link(device).index
+    for dst in current:
+        if dst not in wanted:
+            root.route.fdb('del', ifindex=index, lladdr=ZERO_MAC, dst=dst)
+    for dst in wanted:
+        if dst not in current:
+            try:
+                root.route.fdb('append', ifindex=index, lladdr=ZERO_MAC, dst=dst)
+            except NetlinkError as exc:
+                if exc.code != errno.EEXIST:
+                    raise
+
+
+def ensure_segment(root, name, seg, local_ip, changes, check_mode):
+    """Make one segment match; `root` is the Namespace of the node."""
+    kind = seg['type']
+    if kind == 'bridge':
+        return
+    bridge = seg['bridge']
+    ensure_link(root, bridge, 'bridge', {}, seg, name, None, changes, check_mode)
+    if kind == 'vxlan':
+        identity = vxlan_identity(seg, local_ip)
+    else:
+        identity = {'IFLA_VLAN_ID': int(seg['vlan_id'])}
+    ensure_link(root, seg['device'], kind, identity, seg, name, bridge, changes, check_mode)
+    if kind == 'vxlan' and not seg.get('group'):
+        if check_mode and root.link(seg['device']) is None:
+            if seg.get('remotes'):
+                changes.add(seg['device'] + '.flood', [], sorted(set(seg['remotes'])))
+            return
+        ensure_flood(root, seg['device'], seg.get('remotes') or [], changes, check_mode)
+
+
+def segment_links(segments):
+    """Root-namespace link names the segments own (for purge)."""
+    names = set()
+    for seg in segments.values():
+        if seg.get('type') in ('vxlan', 'vlan'):
+            names.add(seg['bridge'])
+            names.add(seg['device'])
+    return names

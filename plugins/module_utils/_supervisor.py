@@ -1,0 +1,195 @@
+# -*- coding: utf-8 -*-
+# Copyright: l3ha.routers contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""keepalived processes (one per router, in its namespace) and nftables loading.
+
+Two supervisors: `reconciler` starts keepalived itself (it daemonizes), `systemd`
+asks systemctl for `l3ha-keepalived@<router>.service`, whose unit (written by the role)
+runs the same command line from `keepalived_argv`.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import errno
+import os
+import signal
+import subprocess
+import tempfile
+import time
+
+from ansible_collections.l3ha.routers.plugins.module_utils._netlink import (
+    entered, namespace_inode, process_namespace_inode,
+)
+
+START_TIMEOUT = 10.0
+STOP_TIMEOUT = 10.0
+
+
+class SupervisorError(Exception):
+    pass
+
+
+def router_run_dir(run_dir, name):
+    return os.path.join(run_dir, 'routers', name)
+
+
+def router_config_dir(config_dir, name):
+    return os.path.join(config_dir, 'routers', name)
+
+
+def keepalived_argv(name, config_dir, run_dir, keepalived_bin='keepalived'):
+    """The one keepalived command line, for the reconciler and the systemd unit alike.
+
+    Run inside the router's namespace. `--vrrp`: no health checker; `--log-detail`
+    for transitions in the log; own pid files per router so instances do not collide.
+    """
+    run = router_run_dir(run_dir, name)
+    return [
+        keepalived_bin, '--vrrp', '--log-detail',
+        '-f', os.path.join(router_config_dir(config_dir, name), 'keepalived.conf'),
+        '-p', os.path.join(run, 'keepalived.pid'),
+        '-r', os.path.join(run, 'vrrp.pid'),
+    ]
+
+
+def systemd_unit(name):
+    return 'l3ha-keepalived@%s.service' % name
+
+
+def systemd_command(name, running, config_changed, systemctl='systemctl'):
+    """systemctl argv for the wanted action, or None when nothing is to be done."""
+    if not running:
+        return [systemctl, 'start', systemd_unit(name)]
+    if config_changed:
+        return [systemctl, 'reload', systemd_unit(name)]
+    return None
+
+
+def read_pid(path):
+    try:
+        with open(path) as handle:
+            return int(handle.read().split()[0])
+    except (IOError, OSError, ValueError, IndexError):
+        return None
+
+
+def _process_state(pid):
+    """(comm, state letter) of a process, or None when it does not exist."""
+    try:
+        with open('/proc/%d/stat' % pid) as handle:
+            data = handle.read()
+    except (IOError, OSError):
+        return None
+    comm = data[data.find('(') + 1:data.rfind(')')]
+    state = data[data.rfind(')') + 2:data.rfind(')') + 3]
+    return comm, state
+
+
+def keepalived_pid(run_dir, name, namespace):
+    """pid of the router's live keepalived in its namespace, else None.
+
+    Alive means: the pid file names a keepalived process, not a zombie, whose network
+    namespace is the router's (a recycled pid or a stray process does not count).
+    """
+    run = router_run_dir(run_dir, name)
+    pid = read_pid(os.path.join(run, 'keepalived.pid'))
+    if pid is None:
+        return None
+    found = _process_state(pid)
+    if found is None or not found[0].startswith('keepalived') or found[1] in ('Z', 'X'):
+        return None
+    try:
+        if process_namespace_inode(pid) != namespace_inode(namespace):
+            return None
+    except OSError:
+        return None
+    vrrp = read_pid(os.path.join(run, 'vrrp.pid'))
+    if vrrp is not None:
+        child = _process_state(vrrp)
+        if child is None or child[1] in ('Z', 'X'):
+            return None
+    return pid
+
+
+def start_keepalived(namespace, argv):
+    """Start keepalived inside `namespace`; it daemonizes, we wait for its pid file."""
+    with tempfile.TemporaryFile() as errors:
+        with entered(namespace):
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=errors, close_fds=True, start_new_session=True)
+        try:
+            rc = proc.wait(timeout=START_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            rc = 'timeout'
+        if rc != 0:
+            errors.seek(0)
+            raise SupervisorError('%s exited with %s: %s' % (
+                ' '.join(argv), rc, errors.read().decode('utf-8', 'replace').strip()))
+
+
+def wait_for_pid(run_dir, name, namespace, timeout=START_TIMEOUT):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        pid = keepalived_pid(run_dir, name, namespace)
+        if pid is not None:
+            return pid
+        time.sleep(0.05)
+    raise SupervisorError('keepalived for router %s did not write a live pid file within %.0f s'
+                          % (name, timeout))
+
+
+def reload_keepalived(pid):
+    os.kill(pid, signal.SIGHUP)
+
+
+def stop_process(pid, timeout=STOP_TIMEOUT):
+    """SIGTERM (keepalived then sends priority-0 adverts and drops its VIPs), SIGKILL after timeout."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except OSError as exc:
+        if exc.errno == errno.ESRCH:
+            return
+        raise
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        state = _process_state(pid)
+        if state is None or state[1] in ('Z', 'X'):
+            return
+        time.sleep(0.05)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def namespace_pids(namespace):
+    """Every process whose network namespace is `namespace` (to stop before deleting it)."""
+    try:
+        wanted = namespace_inode(namespace)
+    except OSError:
+        return []
+    pids = []
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            if process_namespace_inode(int(entry)) == wanted:
+                pids.append(int(entry))
+        except OSError:
+            continue
+    return pids
+
+
+def run_in(namespace, argv, what):
+    """Run a short command inside a namespace; raise with its output on failure."""
+    with entered(namespace):
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, close_fds=True)
+    output = proc.communicate()[0].decode('utf-8', 'replace').strip()
+    if proc.returncode != 0:
+        raise SupervisorError('%s failed (%s): %s' % (what, ' '.join(argv), output))
+    return output

@@ -1,0 +1,168 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: l3ha.routers contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: ha_routers
+short_description: Reconcile all HA routers of a network node in one call
+version_added: 0.1.0
+description:
+  - Makes the node match its plan for every router in O(routers), over netlink (pyroute2), in one
+    module call (no per-router forks of C(ip)).
+  - Per router it owns the namespace C(qrouter-<name>) and its sysctls, the veth ports (router end
+    in the namespace, peer on the segment's bridge), the C(ha-) address (VIPs and routes belong to
+    keepalived), the files in C(<config_dir>/routers/<name>/), the nftables ruleset, and keepalived.
+  - Files are written atomically and only when their content differs. keepalived is started when it
+    is not running, sent SIGHUP only when its configuration changed, and never restarted otherwise.
+    Before a keepalived that is not running is started, addresses other than the C(ha-) address and
+    routes other than connected ones are removed from the router, so it comes back as a clean backup.
+  - On a drained node (C(<state_dir>/drained) exists) keepalived is not started.
+  - It also ensures the L2 segments in O(segments) (bridges, vxlan devices with head-end replication).
+  - All input is validated first; on any error nothing is changed and the message names the router
+    (or segment) and the field.
+  - See C(docs/node.md) for what the reconciler owns and the drift it detects.
+requirements:
+  - pyroute2
+  - keepalived
+  - nft (when routers have an C(nftables.nft) file)
+extends_documentation_fragment:
+  - l3ha.routers._attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+    details: One before/after entry per drifted router (fields) and per file whose content differs.
+  idempotent:
+    support: full
+options:
+  routers:
+    description:
+      - The full desired set of routers on this node, as planned on the controller (see
+        C(docs/architecture.md), "Reconciler input"), each with C(files) holding the rendered
+        C(keepalived.conf) and optional C(notify.sh) and C(nftables.nft), and C(metadata) (written
+        to C(router.json)).
+    type: list
+    elements: dict
+    required: true
+  segments:
+    description:
+      - Every L2 segment the routers' ports use, by name. C(type=bridge) names an existing operator
+        bridge. C(type=vxlan) has C(vni), C(bridge), C(device), C(mtu), and C(remotes) (flooded by
+        head-end replication) or a multicast C(group). C(type=vlan) has C(vlan_id),
+        C(physical_device), C(bridge), C(device), C(mtu); it is not lab-tested (the test kernel has
+        no 802.1Q).
+    type: dict
+    default: {}
+  local_ip:
+    description: Local tunnel IP of this node (C(l3ha_tunnel_ip)); required with a vxlan segment.
+    type: str
+  purge:
+    description:
+      - Remove this collection's routers that are not in O(routers), and root-namespace links carrying
+        the C(l3ha:) marker that no router or segment uses. Foreign namespaces and links are never touched.
+      - Give the full set in one call.
+    type: bool
+    default: false
+  supervisor:
+    description:
+      - C(reconciler) runs keepalived itself; C(systemd) starts and reloads C(l3ha-keepalived@<name>.service)
+        (the unit is written by the role).
+    type: str
+    choices: [reconciler, systemd]
+    default: reconciler
+  config_dir:
+    description: Holds C(routers/<name>/) with the router's files.
+    type: path
+    default: /etc/l3ha
+  run_dir:
+    description: Holds C(routers/<name>/) with pid files, state file and loaded-config checksums.
+    type: path
+    default: /run/l3ha
+  state_dir:
+    description: Holds the C(drained) marker.
+    type: path
+    default: /var/lib/l3ha
+  keepalived_bin:
+    description: keepalived executable.
+    type: str
+    default: keepalived
+  nft_bin:
+    description: nft executable.
+    type: str
+    default: nft
+author:
+  - l3ha.routers contributors
+'''
+
+EXAMPLES = r'''
+- name: Reconcile every router of this node (input planned by l3ha.routers.plan)
+  l3ha.routers.ha_routers:
+    local_ip: 192.0.2.11
+    purge: true
+    segments:
+      ha-demo-0: {type: vxlan, vni: 2000, bridge: brq-1a2b3c4d, device: vx-1a2b3c4d, mtu: 1450,
+                  remotes: [192.0.2.12]}
+      ext: {type: bridge, bridge: br-ex}
+    routers:
+      - name: r1
+        tenant: demo
+        ha: true
+        vrid: 1
+        segment: ha-demo-0
+        ha_address: 169.254.192.1/18
+        ports:
+          - {kind: ha, name: ha-1a2b3c4d, peer: vha1a2b3c4d, segment: ha-demo-0,
+             mac: "fa:16:3e:00:00:01", mtu: 1450, addresses: [169.254.192.1/18]}
+          - {kind: gateway, name: qg-5e6f7a8b, peer: vqg5e6f7a8b, segment: ext,
+             mac: "fa:16:3e:00:00:02", mtu: 1500, addresses: []}
+        files:
+          keepalived.conf: "{{ lookup('template', 'keepalived.conf.j2') }}"
+        metadata: {tenant: demo}
+'''
+
+RETURN = r'''
+routers:
+  description: Per router name, C(changed) and C(changes) (one line per difference).
+  returned: always
+  type: dict
+  sample: {r1: {changed: true, changes: ["qr-1a2b3c4d.mtu: 1450 -> 1400"]}}
+segments:
+  description: Per segment name, C(changed) and C(changes).
+  returned: always
+  type: dict
+  sample: {ha-demo-0: {changed: false, changes: []}}
+purged:
+  description: Routers removed (or that would be removed) by O(purge).
+  returned: always
+  type: list
+  elements: str
+  sample: [old-router]
+purged_links:
+  description: Marked root-namespace links removed by O(purge).
+  returned: when O(purge=true)
+  type: list
+  elements: str
+failures:
+  description: Per-router errors while applying (the module then fails after doing the other routers).
+  returned: always
+  type: list
+  elements: str
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.l3ha.routers.plugins.module_utils._entry import HA_ROUTERS_ARGS, run_ha_routers
+
+
+def main():
+    run_ha_routers(AnsibleModule(argument_spec=HA_ROUTERS_ARGS, supports_check_mode=True))
+
+
+if __name__ == '__main__':
+    main()
