@@ -558,7 +558,7 @@ def _read_gateway(inputs, where, spec):
         subnets = [a for a in gateway.addresses if a.version == ip.version]
         if not subnets:
             errors.append("%s: gateway.gateway_ip %s has no gateway.address of its family" % (where, ip))
-        elif ip not in subnets[0].cidr:
+        elif ip not in subnets[0]:
             errors.append("%s: gateway.gateway_ip %s is outside %s" % (where, ip, subnets[0].cidr))
         elif ip == subnets[0].ip:
             errors.append("%s: gateway.gateway_ip %s is the router's own gateway.address" % (where, ip))
@@ -606,7 +606,7 @@ def _check_overlaps(errors, where, router):
         subnets.extend(("interfaces (network %r) address" % network, a) for a in addresses)
     for i, (field, address) in enumerate(subnets):
         for other_field, other in subnets[:i]:
-            if address.version == other.version and (address.ip in other.cidr or other.ip in address.cidr):
+            if address.version == other.version and (address.ip in other or other.ip in address):
                 errors.append("%s: %s %s overlaps %s %s" % (where, field, address, other_field, other))
 
 
@@ -614,7 +614,7 @@ def _connected(router, ip):
     networks = list(router.gateway.addresses) if router.gateway is not None else []
     for _, addresses in router.interfaces:
         networks.extend(addresses)
-    return any(ip.version == a.version and ip in a.cidr for a in networks)
+    return any(ip.version == a.version and ip in a for a in networks)
 
 
 def _pairs(errors, where, raw, list_name, keys, parsers):
@@ -647,12 +647,12 @@ def _read_floating_ips(errors, where, router, raw):
             errors.append("%s: %s needs a gateway" % (where, field))
             continue
         subnets = [a for a in router.gateway.addresses if a.version == external.version]
-        if not subnets or external not in subnets[0].cidr:
+        if not subnets or external not in subnets[0]:
             errors.append("%s: %s.external %s is outside the external subnet %s"
                           % (where, field, external, subnets[0].cidr if subnets else "(none of its family)"))
         elif external == subnets[0].ip or external in router.gateway.gateway_ips:
             errors.append("%s: %s.external %s is the gateway's own address or gateway_ip" % (where, field, external))
-        if not any(internal.version == a.version and internal in a.cidr
+        if not any(internal.version == a.version and internal in a
                    for _, addresses in router.interfaces for a in addresses):
             errors.append("%s: %s.internal %s is not in an internal subnet of the router" % (where, field, internal))
         router.floating_ips.append((external, internal))
