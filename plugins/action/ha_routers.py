@@ -302,6 +302,29 @@ def render_router_files(render_template, router, render):
     return {file_name: render_template(file_name, variables) for file_name in FILE_NAMES}, view
 
 
+def read_sources(paths):
+    """{file name: template text} from {file name: path}; the text is trusted as a template."""
+    sources = {}
+    for file_name, path in paths.items():
+        with open(path) as handle:
+            sources[file_name] = trust_as_template(handle.read())
+    return sources
+
+
+def make_renderer(templar, sources, base_vars, searchpath=None):
+    """``render_template(file_name, variables)`` over ``base_vars`` plus ``variables``."""
+    def render_template(file_name, variables):
+        available = dict(base_vars)
+        available.update(variables)
+        env = {"available_variables": available}
+        if searchpath:
+            env["searchpath"] = searchpath
+        text = templar.copy_with_new_env(**env).template(sources[file_name], escape_backslashes=False)
+        return to_text(text)
+
+    return render_template
+
+
 def find_keepalived():
     for candidate in (shutil.which("keepalived"), "/usr/sbin/keepalived", "/sbin/keepalived"):
         if candidate and os.access(candidate, os.X_OK):
@@ -341,29 +364,15 @@ class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = True
 
-    def _template_sources(self, templates):
-        sources = {}
+    def _template_paths(self, templates):
+        paths = {}
         for file_name in FILE_NAMES:
             path = (templates or {}).get(file_name) or DEFAULT_TEMPLATES[file_name]
             try:
-                found = self._find_needle("templates", path)
+                paths[file_name] = self._find_needle("templates", path)
             except AnsibleError as error:
                 raise AnsibleActionFail("template for %s: %s" % (file_name, to_text(error)))
-            sources[file_name] = (found, trust_as_template(self._loader.get_text_file_contents(found)))
-        return sources
-
-    def _renderer(self, sources, task_vars):
-        searchpath = list(task_vars.get("ansible_search_path", []))
-        searchpath.extend(os.path.dirname(path) for path, _text in sources.values())
-
-        def render_template(file_name, variables):
-            available = dict(task_vars)
-            available.update(variables)
-            templar = self._templar.copy_with_new_env(searchpath=searchpath, available_variables=available)
-            text = templar.template(sources[file_name][1], escape_backslashes=False)
-            return to_text(text)
-
-        return render_template
+        return paths
 
     def _update_module_args(self, module_name, module_args, task_vars):
         super()._update_module_args(module_name, module_args, task_vars)
@@ -387,8 +396,9 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail("templates: unknown file(s) %s (use %s)" % (", ".join(unknown), ", ".join(FILE_NAMES)))
 
         routers = [dict(router) for router in module_args.get("routers") or []]
-        sources = self._template_sources(templates)
-        render_template = self._renderer(sources, task_vars)
+        paths = self._template_paths(templates)
+        searchpath = list(task_vars.get("ansible_search_path", [])) + [os.path.dirname(p) for p in paths.values()]
+        render_template = make_renderer(self._templar, read_sources(paths), task_vars, searchpath)
         errors = []
         script_paths = {}
         for router in routers:

@@ -6,17 +6,14 @@ import copy
 import pathlib
 import shutil
 import subprocess
-import sys
 
 import pytest
+from ansible.parsing.dataloader import DataLoader
+from ansible.template import Templar, trust_as_template
+
+from ansible_collections.l3ha.routers.plugins.action import ha_routers
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / ".build" / "collections"))
-
-from ansible.parsing.dataloader import DataLoader  # noqa: E402
-from ansible.template import Templar, trust_as_template  # noqa: E402
-
-from ansible_collections.l3ha.routers.plugins.action import ha_routers  # noqa: E402
 
 TEMPLATES = ROOT / "roles" / "l3ha" / "templates"
 KEEPALIVED = ha_routers.find_keepalived()
@@ -78,17 +75,9 @@ def bare_router():
 
 
 def renderer(extra_vars=None):
-    templar = Templar(loader=DataLoader(), variables={})
-    sources = {name: trust_as_template((TEMPLATES / path).read_text())
-               for name, path in ha_routers.DEFAULT_TEMPLATES.items()}
-
-    def render_template(file_name, variables):
-        available = dict(ROLE_DEFAULT_VARS, **(extra_vars or {}))
-        available.update(variables)
-        return templar.copy_with_new_env(available_variables=available).template(
-            sources[file_name], escape_backslashes=False)
-
-    return render_template
+    paths = {name: str(TEMPLATES / path) for name, path in ha_routers.DEFAULT_TEMPLATES.items()}
+    return ha_routers.make_renderer(Templar(loader=DataLoader()), ha_routers.read_sources(paths),
+                                    dict(ROLE_DEFAULT_VARS, **(extra_vars or {})))
 
 
 def render(router, settings=None):
