@@ -181,10 +181,11 @@ def router_view(router, render=None):
     settings.update({key: value for key, value in (render or {}).items() if value is not None})
     name = router["name"]
     ports = _ports_by_kind(router)
+    ha = bool(router.get("ha", True))
     ha_ports = ports.get("ha", [])
-    if not ha_ports:
+    if ha and not ha_ports:
         raise RenderError("router %s: ports: the plan has no ha port" % name)
-    ha_port = ha_ports[0]["name"]
+    ha_port = ha_ports[0]["name"] if ha else None
 
     excluded = []
     routes = []
@@ -270,7 +271,8 @@ def router_view(router, render=None):
         "gateway_port": gateway_port,
         # Ports whose loss must fail the router over, besides the HA port (tracked anyway).
         "track_interfaces": [port for port in _as_list(settings.get("track_ports"))],
-        "unicast_src_ip": str(_interface(router["ha_address"], name, "ha_address").ip),
+        "ha": ha,
+        "unicast_src_ip": str(_interface(router["ha_address"], name, "ha_address").ip) if ha else None,
         "peers": [str(_address(peer, name, "peers")) for peer in router.get("peers") or []],
         "vrrp_version": version,
         "global_vrrp_version": global_version,

@@ -3,6 +3,7 @@ Templar, the same derived `view`), then checked by the tools that will load them
 `keepalived -t`, `nft -c -f` (in a throwaway network namespace), `sh -n`, and
 `systemd-analyze verify` where available."""
 import copy
+import os
 import pathlib
 import shutil
 import subprocess
@@ -20,7 +21,8 @@ KEEPALIVED = ha_routers.find_keepalived()
 NFT = shutil.which("nft") or "/usr/sbin/nft"
 
 needs_keepalived = pytest.mark.skipif(KEEPALIVED is None, reason="keepalived is not installed")
-needs_nft = pytest.mark.skipif(not pathlib.Path(NFT).exists(), reason="nft is not installed")
+needs_nft = pytest.mark.skipif(not pathlib.Path(NFT).exists() or os.geteuid() != 0,
+                               reason="needs nft and root (a private network namespace)")
 
 ROLE_DEFAULT_VARS = {
     "l3ha_config_dir": "/etc/l3ha",
@@ -74,6 +76,15 @@ def bare_router():
     return router
 
 
+def single_router():
+    """A router without HA: one node, no ha port, no VRRP."""
+    router = full_router()
+    router.update(name="solo", namespace="qrouter-solo", ha=False, vrid=None, segment=None, ha_address=None,
+                  ha_vip=None, peers=[], priority=None)
+    router["ports"] = router["ports"][1:]
+    return router
+
+
 def renderer(extra_vars=None):
     paths = {name: str(TEMPLATES / path) for name, path in ha_routers.DEFAULT_TEMPLATES.items()}
     return ha_routers.make_renderer(Templar(loader=DataLoader()), ha_routers.read_sources(paths),
@@ -91,7 +102,7 @@ def keepalived_test(files, view):
 
 
 def instance_block(conf, keyword):
-    """The lines of a `keyword { ... }` block inside the vrrp_instance."""
+    """The lines of the first `keyword { ... }` block."""
     lines = conf.splitlines()
     start = next(i for i, line in enumerate(lines) if line.strip() == keyword + " {")
     end = next(i for i in range(start, len(lines)) if lines[i].strip() == "}")
@@ -214,10 +225,25 @@ def test_keepalived_conf_has_neutrons_shape():
     (full_router(), {"check": {"interval": 2, "fall": 3, "gateway": False}}),
     (full_router(), {"auth_pass": "s3cret"}),
     (full_router(), {"advert_int": 1, "garp_repeat": 1, "garp_delay": 0}),
-], ids=["full", "bare", "check", "link-check", "auth", "slow"])
+    (single_router(), {}),
+], ids=["full", "bare", "check", "link-check", "auth", "slow", "single"])
 def test_keepalived_accepts_every_rendered_config(router, settings):
     files, view = render(copy.deepcopy(router), settings)
     assert keepalived_test(files, view) is None
+
+
+def test_router_without_ha_has_static_routes_and_no_vrrp():
+    files, view = render(single_router())
+    conf = files["keepalived.conf"]
+    assert "vrrp_instance" not in conf and "virtual_ipaddress" not in conf
+    assert instance_block(conf, "static_routes") == [
+        "0.0.0.0/0 via 203.0.113.1 dev qg-2b3c4d5e no_track",
+        "::/0 via 2001:db8:ff::1 dev qg-2b3c4d5e no_track",
+        "10.9.0.0/16 via 10.0.2.254 dev qr-4d5e6f70 no_track",
+    ]
+    # Its notify.sh records master itself (there are no VRRP events).
+    assert "transition master\n" in files["notify.sh"]
+    assert view["snat"]["address"] == "203.0.113.10"
 
 
 @needs_keepalived
