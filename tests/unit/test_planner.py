@@ -20,8 +20,8 @@ def _set(path, value):
 
 
 def _base():
-    return {"routers": [router("r1", 1), router("r2", 2, floating_ips=[{"external": "203.0.113.50",
-                                                                           "internal": "10.0.2.5"}])],
+    floating = [{"external": "203.0.113.50", "internal": "10.0.2.5"}]
+    return {"routers": [router("r1", 1), router("r2", 2, floating_ips=floating)],
             "networks": copy.deepcopy(NETWORKS), "nodes": nodes(), "options": {}}
 
 
@@ -307,8 +307,8 @@ def test_existing_vni_and_ha_addresses_are_kept():
     result = ok([bare("r1"), bare("r2")], current=current)
     assert result["nodes"]["net1"]["segments"]["ha-demo-0"]["vni"] == 2500
     r1 = entry(result, "net1", "r1")
-    assert (r1["vrid"], r1["ha_address"], r1["peers"], r1["ha_vip"]) == (4, "169.254.192.77/18", ["169.254.192.3"],
-                                                                          "169.254.0.4/24")
+    expected = (4, "169.254.192.77/18", ["169.254.192.3"], "169.254.0.4/24")
+    assert (r1["vrid"], r1["ha_address"], r1["peers"], r1["ha_vip"]) == expected
     assert entry(result, "net2", "r1")["ha_address"] == "169.254.192.3/18"
     assert entry(result, "net1", "r2")["ha_address"] == "169.254.192.1/18"  # lowest free
 
