@@ -32,7 +32,7 @@ from ansible_collections.l3ha.routers.plugins.module_utils._segments import (
 )
 from ansible_collections.l3ha.routers.plugins.module_utils._supervisor import (
     SupervisorError, keepalived_argv, keepalived_pid, namespace_pids, reload_keepalived,
-    router_config_dir, router_run_dir, run_in, start_keepalived, stop_process,
+    router_config_dir, router_run_dir, run_in, start_keepalived, stop_leftovers, stop_process,
     systemd_command, systemd_unit, wait_for_pid,
 )
 from ansible_collections.l3ha.routers.plugins.module_utils._validate import (
@@ -152,7 +152,13 @@ def _validate_ports(router, owner, segments, peers, errors):
         if port.get('mac') is not None:
             errors.check(owner, field + '.mac', mac_problem(port.get('mac')))
         if port.get('mtu') is not None:
-            errors.check(owner, field + '.mtu', mtu_problem(port.get('mtu')))
+            problem = mtu_problem(port.get('mtu'))
+            errors.check(owner, field + '.mtu', problem)
+            segment_mtu = (segments.get(port.get('segment')) or {}).get('mtu')
+            # a bridge takes the smallest MTU of its ports: a smaller port would shrink the segment
+            if not problem and segment_mtu and int(port['mtu']) != int(segment_mtu):
+                errors.add(owner, field + '.mtu', '%s differs from the MTU %s of segment %s'
+                           % (port['mtu'], segment_mtu, port.get('segment')))
         for j, cidr in enumerate(port.get('addresses') or []):
             errors.check(owner, '%s.addresses[%d]' % (field, j), cidr_problem(cidr))
 
@@ -401,6 +407,7 @@ class NodeReconciler(object):
         if self.check_mode:
             return
         if pid is None:
+            stop_leftovers(namespace, self.run_dir, name)
             clear_leftovers(space, router)
         if self.supervisor == 'systemd':
             command = systemd_command(name, pid is not None, config_changed, self.systemctl_bin)

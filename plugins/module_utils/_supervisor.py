@@ -184,6 +184,25 @@ def namespace_pids(namespace):
     return pids
 
 
+def stop_leftovers(namespace, run_dir, name):
+    """Stop keepalived processes left in a namespace and remove their pid files.
+
+    A SIGKILLed parent leaves its VRRP child running, and an unreaped (zombie) parent
+    still passes keepalived's own "already running" pid-file test.
+    """
+    for pid in namespace_pids(namespace):
+        found = _process_state(pid)
+        if found is not None and found[0].startswith('keepalived') and found[1] not in ('Z', 'X'):
+            stop_process(pid)
+    run = router_run_dir(run_dir, name)
+    for fname in ('keepalived.pid', 'vrrp.pid'):
+        try:
+            os.unlink(os.path.join(run, fname))
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:
+                raise
+
+
 def run_in(namespace, argv, what):
     """Run a short command inside a namespace; raise with its output on failure."""
     with entered(namespace):

@@ -1,0 +1,425 @@
+"""Integration tests of the node modules on real kernel objects, run through Ansible.
+
+Each test gets a private "node": a holder process with its own network and mount
+namespace and its own /run/netns, so router namespaces and links never touch the
+machine. Everything inside dies with the holder; teardown kills the processes the
+modules started there (keepalived) first.
+"""
+import hashlib
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import time
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+ANSIBLE = ROOT / ".venv" / "bin" / "ansible"
+PYTHON = ROOT / ".venv" / "bin" / "python"
+TEMPLATES = pathlib.Path(__file__).resolve().parent / "templates"
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces")
+
+HOLDER_SCRIPT = """
+mount -t tmpfs tmpfs /run/netns
+ip link set lo up
+ip link add br-ex type bridge
+ip link set br-ex up
+echo ready
+exec sleep infinity
+"""
+
+
+def wait_for(condition, timeout=15.0, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for %s" % what)
+
+
+class Node:
+    """A private node: run commands and modules inside the holder's namespaces."""
+
+    def __init__(self, tmp_path):
+        self.tmp = tmp_path
+        self.proc = subprocess.Popen(
+            ["unshare", "--net", "--mount", "--propagation", "private", "sh", "-c", HOLDER_SCRIPT],
+            stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout.readline().strip() == "ready"
+        self.pid = self.proc.pid
+        self.mnt = os.stat("/proc/%d/ns/mnt" % self.pid).st_ino
+        self.dirs = {key: str(tmp_path / key) for key in ("etc", "run", "state")}
+
+    def sh(self, command, check=True):
+        result = subprocess.run(
+            ["nsenter", "-t", str(self.pid), "--net", "--mount", "--wd=%s" % ROOT, "sh", "-c", command],
+            capture_output=True, text=True)
+        if check and result.returncode != 0:
+            raise AssertionError("%s failed: %s" % (command, result.stderr))
+        return result.stdout
+
+    def module(self, name, args, check=False, diff=False):
+        """Run a module through ansible (ad-hoc, local connection) inside the node."""
+        env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="json",
+                   ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_LOCALHOST_WARNING="0",
+                   ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
+        command = ["nsenter", "-t", str(self.pid), "--net", "--mount", "--wd=%s" % ROOT,
+                   str(ANSIBLE), "localhost", "-c", "local", "-m", "l3ha.routers." + name,
+                   "-a", json.dumps(args)]
+        if check:
+            command.append("--check")
+        if diff:
+            command.append("--diff")
+        out = subprocess.run(command, capture_output=True, text=True, env=env)
+        try:
+            data = json.loads(out.stdout)
+        except ValueError:
+            raise AssertionError("no JSON from ansible: %s %s" % (out.stdout, out.stderr))
+        return data["plays"][0]["tasks"][0]["hosts"]["localhost"]
+
+    def reconcile(self, args, check=False, diff=False):
+        """Run the ha_routers module itself (without the role's rendering action) inside the node.
+
+        The action plugin of the same name renders the role's templates; these tests give
+        the module their own minimal files, so they call the module's main() the way
+        AnsiballZ does: arguments in a JSON file, result as JSON on stdout.
+        """
+        payload = dict(args, _ansible_check_mode=check, _ansible_diff=diff)
+        path = self.tmp / "args.json"
+        path.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": payload}))
+        command = ["nsenter", "-t", str(self.pid), "--net", "--mount", "--wd=%s" % ROOT,
+                   "env", "PYTHONPATH=%s" % (ROOT / ".build" / "collections"), str(PYTHON),
+                   "-m", "ansible_collections.l3ha.routers.plugins.modules.ha_routers", str(path)]
+        out = subprocess.run(command, capture_output=True, text=True)
+        try:
+            return json.loads(out.stdout)
+        except ValueError:
+            raise AssertionError("no JSON from the module: %s %s" % (out.stdout, out.stderr))
+
+    def namespaces(self):
+        return set(self.sh("ls /run/netns").split())
+
+    def links(self, namespace=None):
+        prefix = "ip -n %s" % namespace if namespace else "ip"
+        return set(line.split("@")[0].split(":")[1].strip()
+                   for line in self.sh(prefix + " -o link").splitlines())
+
+    def processes(self):
+        """pids the modules started inside this node (same mount namespace as the holder)."""
+        found = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and int(entry) != self.pid:
+                try:
+                    if os.stat("/proc/%s/ns/mnt" % entry).st_ino == self.mnt:
+                        found.append(int(entry))
+                except OSError:
+                    pass
+        return found
+
+    def close(self):
+        for pid in self.processes():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture
+def node(tmp_path):
+    node = Node(tmp_path)
+    try:
+        yield node
+    finally:
+        node.close()
+
+
+def short(key):
+    return hashlib.sha256(key.encode()).hexdigest()[:8]
+
+
+def keepalived_conf(name, ha_port, vrid, address):
+    return """global_defs {
+  vrrp_version 3
+  router_id %(name)s
+}
+vrrp_instance %(name)s {
+  state BACKUP
+  interface %(ha)s
+  virtual_router_id %(vrid)d
+  priority 50
+  advert_int 1
+  nopreempt
+  unicast_src_ip %(address)s
+  unicast_peer {
+    169.254.192.250
+  }
+  virtual_ipaddress {
+    169.254.0.%(vrid)d/24 dev %(ha)s
+  }
+}
+""" % dict(name=name, ha=ha_port, vrid=vrid, address=address)
+
+
+def router(name, vrid, gateway_mac=None):
+    ha, qg = "ha-" + short(name + "/ha"), "qg-" + short(name + "/gw")
+    address = "169.254.192.%d" % vrid
+    return {
+        "name": name, "tenant": "t1", "namespace": "qrouter-" + name, "ha": True, "vrid": vrid,
+        "segment": "ha-t1", "ha_address": address + "/18", "ha_vip": "169.254.0.%d/24" % vrid,
+        "peers": ["169.254.192.250"], "priority": 50,
+        "ports": [
+            {"kind": "ha", "name": ha, "peer": "v" + ha.replace("-", ""), "segment": "ha-t1",
+             "mac": "fa:16:3e:00:01:%02x" % vrid, "mtu": 1450, "addresses": [address + "/18"]},
+            {"kind": "gateway", "name": qg, "peer": "v" + qg.replace("-", ""), "segment": "ext",
+             "mac": gateway_mac or "fa:16:3e:00:02:%02x" % vrid, "mtu": 1500, "addresses": []},
+        ],
+        "files": {
+            "keepalived.conf": keepalived_conf(name, ha, vrid, address),
+            "notify.sh": "#!/bin/sh\nexit 0\n",
+            "nftables.nft": "table inet l3ha\ndelete table inet l3ha\n"
+                            "table inet l3ha {\n  chain post { type nat hook postrouting priority 100; }\n}\n",
+        },
+        "metadata": {"tenant": "t1", "vrid": vrid},
+    }
+
+
+def reconciler_args(node, routers, purge=True, **extra):
+    args = {
+        "local_ip": "192.0.2.11", "purge": purge, "config_dir": node.dirs["etc"],
+        "run_dir": node.dirs["run"], "state_dir": node.dirs["state"],
+        "segments": {
+            "ha-t1": {"type": "vxlan", "vni": 2000, "bridge": "brq-" + short("ha-t1"),
+                      "device": "vx-" + short("ha-t1"), "mtu": 1450, "remotes": ["192.0.2.12"]},
+            "ext": {"type": "bridge", "bridge": "br-ex"},
+        },
+        "routers": routers,
+    }
+    args.update(extra)
+    return args
+
+
+def changed_routers(result):
+    return sorted(name for name, entry in result["routers"].items() if entry["changed"])
+
+
+def keepalived_pid(node, name):
+    path = pathlib.Path(node.dirs["run"]) / "routers" / name / "keepalived.pid"
+    return int(path.read_text().split()[0])
+
+
+# ---------------------------------------------------------------- netns
+
+def test_netns_names_match_exactly(node):
+    assert node.module("netns", {"name": "r10"})["changed"] is True
+    # r1 is not r10: check mode reports the creation, apply makes it
+    checked = node.module("netns", {"name": "r1"}, check=True, diff=True)
+    assert checked["changed"] is True
+    assert checked["diff"]["after"] == "state: present\n"
+    assert "r1" not in node.namespaces()
+    assert node.module("netns", {"name": "r1"})["changed"] is True
+    assert node.module("netns", {"name": "r1"})["changed"] is False
+    assert node.module("netns", {"name": "r1", "state": "absent"})["changed"] is True
+    assert node.namespaces() == {"r10"}
+    assert node.module("netns", {"name": "r1", "state": "absent"})["changed"] is False
+
+
+# ---------------------------------------------------------------- veth
+
+def test_veth_sequence_move_and_recreate(node):
+    node.module("netns", {"name": "ns1"})
+    args = {"name": "qr-test", "peer": "vqrtest", "namespace": "ns1", "peer_master": "br-ex",
+            "mac": "fa:16:3e:aa:bb:cc", "mtu": 1400, "addresses": ["10.0.0.1/24"],
+            "exclusive_addresses": True}
+    assert node.module("veth", args, check=True)["changed"] is True
+    assert "qr-test" not in node.links("ns1")
+    assert node.module("veth", args)["changed"] is True
+    assert node.module("veth", args, check=True)["changed"] is False
+    assert node.module("veth", args)["changed"] is False
+    assert "master br-ex" in node.sh("ip -o link show vqrtest")
+    assert "10.0.0.1/24" in node.sh("ip -n ns1 -o addr show qr-test")
+
+    # one attribute changed: check shows it in the diff, apply makes it
+    changed = dict(args, mtu=1300)
+    checked = node.module("veth", changed, check=True, diff=True)
+    assert checked["changed"] is True
+    assert "qr-test.mtu: 1400" in checked["diff"]["before"]
+    assert "qr-test.mtu: 1300" in checked["diff"]["after"]
+    assert node.module("veth", changed)["changed"] is True
+    assert "mtu 1300" in node.sh("ip -n ns1 -o link show qr-test")
+
+    # an address added by hand goes (exclusive), the wanted one stays
+    node.sh("ip -n ns1 addr add 10.9.9.9/24 dev qr-test")
+    assert node.module("veth", changed)["changed"] is True
+    assert "10.9.9.9" not in node.sh("ip -n ns1 -o addr show qr-test")
+
+    # an end moved to the wrong namespace (here: the node's root) is moved back
+    node.sh("ip -n ns1 link set qr-test netns %d" % node.pid)
+    assert "qr-test" in node.links()
+    moved = node.module("veth", changed)
+    assert moved["changed"] is True
+    assert "qr-test.namespace: root -> ns1" in moved["changes"]
+    assert "qr-test" in node.links("ns1") and "qr-test" not in node.links()
+
+    # a pair whose peer is wrong is recreated
+    node.sh("ip -n ns1 link del qr-test")
+    node.sh("ip netns exec ns1 ip link add qr-test type veth peer name other")
+    recreated = node.module("veth", changed)
+    assert recreated["changed"] is True
+    assert "vqrtest" in node.links() and "qr-test" in node.links("ns1")
+    assert node.module("veth", changed)["changed"] is False
+
+    assert node.module("veth", dict(changed, state="absent"))["changed"] is True
+    assert "vqrtest" not in node.links()
+
+
+def test_veth_bad_input_names_field(node):
+    result = node.module("veth", {"name": "qr-much-too-long-name", "peer": "vqrx", "mac": "zz"})
+    assert result.get("failed")
+    assert "name" in result["msg"] and "15" in result["msg"]
+    assert "mac" in result["msg"]
+    assert "vqrx" not in node.links()
+
+
+# ---------------------------------------------------------------- reconciler
+
+def test_reconciler_sequence_and_purge(node):
+    routers = [router("r1", 1), router("r10", 10)]
+    created = node.reconcile(reconciler_args(node, routers))
+    assert created["changed"] is True, created.get("msg")
+    assert {"qrouter-r1", "qrouter-r10"} <= node.namespaces()
+    wait_for(lambda: keepalived_pid(node, "r1") and keepalived_pid(node, "r10"), what="keepalived")
+    pid_r1 = keepalived_pid(node, "r1")
+
+    assert node.reconcile(reconciler_args(node, routers), check=True)["changed"] is False
+    assert node.reconcile(reconciler_args(node, routers))["changed"] is False
+
+    # change one attribute of r1: check names r1 and the field, apply makes it
+    routers[0] = router("r1", 1, gateway_mac="fa:16:3e:00:02:99")
+    checked = node.reconcile(reconciler_args(node, routers), check=True, diff=True)
+    assert checked["changed"] is True
+    assert changed_routers(checked) == ["r1"]
+    qg = routers[0]["ports"][1]["name"]
+    field_diffs = [d for d in checked["diff"] if d["before_header"] == "router r1"]
+    assert "%s.mac: fa:16:3e:00:02:01" % qg in field_diffs[0]["before"]
+    assert "%s.mac: fa:16:3e:00:02:99" % qg in field_diffs[0]["after"]
+    assert all("r10" not in d["before_header"] for d in checked["diff"])
+    applied = node.reconcile(reconciler_args(node, routers))
+    assert changed_routers(applied) == ["r1"]
+    assert "fa:16:3e:00:02:99" in node.sh("ip -n qrouter-r1 -o link show %s" % qg)
+    again = node.reconcile(reconciler_args(node, routers), check=True)
+    assert again["changed"] is False, (again["routers"], again["segments"])
+    assert keepalived_pid(node, "r1") == pid_r1  # not restarted
+
+    # foreign namespace and foreign veth in the root namespace survive purge
+    node.sh("ip netns add qrouter-foreign && ip link add vforeign type veth peer name vforeign1")
+    purged = node.reconcile(reconciler_args(node, [routers[1]]))
+    assert purged["purged"] == ["r1"]
+    assert "qrouter-r1" not in node.namespaces()
+    assert {"qrouter-r10", "qrouter-foreign"} <= node.namespaces()
+    assert {"vforeign", "vforeign1"} <= node.links()
+    assert not {port["peer"] for port in routers[0]["ports"]} & node.links()
+    assert not (pathlib.Path(node.dirs["etc"]) / "routers" / "r1").exists()
+    assert node.reconcile(reconciler_args(node, [routers[1]]))["changed"] is False
+
+
+def test_drift_is_reported_for_the_drifted_router_and_repaired(node):
+    routers = [router("r1", 1), router("r10", 10)]
+    node.reconcile(reconciler_args(node, routers))
+    wait_for(lambda: keepalived_pid(node, "r1") and keepalived_pid(node, "r10"), what="keepalived")
+    qg = routers[0]["ports"][1]["name"]
+    ha = routers[0]["ports"][0]["name"]
+
+    def drift_of(expected_field):
+        checked = node.reconcile(reconciler_args(node, routers), check=True, diff=True)
+        assert changed_routers(checked) == ["r1"], checked["routers"]
+        assert any(expected_field in line for line in checked["routers"]["r1"]["changes"]), checked
+        applied = node.reconcile(reconciler_args(node, routers))
+        assert changed_routers(applied) == ["r1"]
+        again = node.reconcile(reconciler_args(node, routers), check=True)
+        assert again["changed"] is False, again["routers"]
+
+    node.sh("ip -n qrouter-r1 link del %s" % qg)
+    drift_of(qg)
+    assert qg in node.links("qrouter-r1")
+
+    conf = pathlib.Path(node.dirs["etc"]) / "routers" / "r1" / "keepalived.conf"
+    conf.write_text(conf.read_text() + "# edited by hand\n")
+    drift_of("keepalived.conf")
+    assert "edited by hand" not in conf.read_text()
+
+    # SIGKILL leaves addresses behind; the restart must clear them
+    pid = keepalived_pid(node, "r1")
+    node.sh("ip -n qrouter-r1 addr add 169.254.0.1/24 dev %s" % ha)
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not os.path.exists("/proc/%d" % pid) or
+             open("/proc/%d/stat" % pid).read().split(")")[1].split()[0] == "Z", what="keepalived death")
+    drift_of("keepalived")
+    assert keepalived_pid(node, "r1") != pid
+    assert "169.254.0.1/24" not in node.sh("ip -n qrouter-r1 -o addr show %s" % ha)
+    assert "169.254.192.1/18" in node.sh("ip -n qrouter-r1 -o addr show %s" % ha)
+
+
+def test_bad_input_fails_naming_the_field_before_any_change(node):
+    good = router("r1", 1)
+    cases = [
+        ({"ports": [dict(good["ports"][0], name="ha-0123456789abc")]}, "ports[0].name"),
+        ({"ports": [dict(good["ports"][0], mac="fa:16:3e:zz:00:01")]}, "ports[0].mac"),
+        ({"ha_address": "169.254.192.300/18"}, "ha_address"),
+    ]
+    for change, field in cases:
+        result = node.reconcile(reconciler_args(node, [dict(good, **change)]))
+        assert result.get("failed"), result
+        assert "router r1: %s" % field in result["msg"]
+    segment_cases = [
+        ({"ext": {"type": "bridge", "bridge": "br-missing"}}, "segment ext: bridge"),
+        ({"ha-t1": {"type": "vxlan", "vni": 16777216, "bridge": "brq-x", "device": "vx-x"}}, "segment ha-t1: vni"),
+    ]
+    for change, text in segment_cases:
+        args = reconciler_args(node, [good])
+        args["segments"] = dict(args["segments"], **change)
+        result = node.reconcile(args)
+        assert result.get("failed") and text in result["msg"], result
+    result = node.reconcile(reconciler_args(node, [good], local_ip=None))
+    assert result.get("failed") and "segment ha-t1: local_ip" in result["msg"]
+    assert "qrouter-r1" not in node.namespaces()
+    assert not (pathlib.Path(node.dirs["etc"]) / "routers").exists()
+    assert not any(name.startswith(("brq-", "vx-")) for name in node.links())
+
+
+def test_router_facts(node):
+    routers = [router("r1", 1)]
+    node.reconcile(reconciler_args(node, routers))
+    wait_for(lambda: keepalived_pid(node, "r1"), what="keepalived")
+    state = pathlib.Path(node.dirs["run"]) / "routers" / "r1" / "state"
+    state.write_text("master 1764100000.5\n")
+    pathlib.Path(node.dirs["state"]).mkdir(exist_ok=True)
+    (pathlib.Path(node.dirs["state"]) / "drained").write_text("")
+    facts = node.module("router_facts", {k: node.dirs[v] for k, v in
+                                         (("config_dir", "etc"), ("run_dir", "run"), ("state_dir", "state"))})
+    r1 = facts["ansible_facts"]["l3ha_router_facts"]["r1"]
+    assert facts["ansible_facts"]["l3ha_node"]["drained"] is True
+    assert (r1["tenant"], r1["vrid"], r1["segment"], r1["ha_address"]) == ("t1", 1, "ha-t1", "169.254.192.1/18")
+    assert (r1["state"], r1["since"], r1["keepalived_alive"]) == ("master", 1764100000.5, True)
+    assert r1["metadata"] == {"tenant": "t1", "vrid": 1}
+    conf = (pathlib.Path(node.dirs["etc"]) / "routers" / "r1" / "keepalived.conf").read_text()
+    assert r1["checksums"]["keepalived.conf"] == hashlib.sha256(conf.encode()).hexdigest()
+
+
+def test_reconciler_through_the_action_plugin(node):
+    """The way the role calls it: the action renders templates (here: ones echoing our files)."""
+    args = reconciler_args(node, [router("r1", 1)])
+    args["templates"] = {f: str(TEMPLATES / (f + ".j2")) for f in ("keepalived.conf", "notify.sh", "nftables.nft")}
+    args["validate"] = False
+    checked = node.module("ha_routers", args, check=True)
+    assert checked["changed"] is True, checked.get("msg")
+    assert "qrouter-r1" not in node.namespaces()
+    assert node.module("ha_routers", args)["changed"] is True
+    wait_for(lambda: keepalived_pid(node, "r1"), what="keepalived")
+    assert node.module("ha_routers", args)["changed"] is False
