@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""How long one ha_routers call takes for N routers on one node (default 200).
+
+Runs in a private node (its own network and mount namespace, own /run/netns), so
+nothing touches the machine. Times four module calls: create everything (namespaces,
+3 ports each, files, nftables, keepalived), check mode with nothing to do, apply with
+nothing to do, and check mode with one router drifted. Then removes everything.
+Needs root. Usage: .venv/bin/python bench/bench_reconciler.py [--routers N]
+"""
+import argparse
+import hashlib
+import json
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+PYTHON = ROOT / ".venv" / "bin" / "python"
+HOLDER = "mount -t tmpfs tmpfs /run/netns; ip link set lo up; ip link add br-ex type bridge; " \
+         "ip link set br-ex up; echo ready; exec sleep infinity"
+KEEPALIVED = """global_defs {
+  vrrp_version 3
+  router_id %(name)s
+}
+vrrp_instance %(name)s {
+  state BACKUP
+  interface %(ha)s
+  virtual_router_id %(vrid)d
+  priority 50
+  advert_int 1
+  nopreempt
+  unicast_src_ip %(address)s
+  unicast_peer {
+    169.254.255.250
+  }
+  virtual_ipaddress {
+    169.254.0.1/24 dev %(ha)s
+  }
+}
+"""
+
+
+def short(key):
+    return hashlib.sha256(key.encode()).hexdigest()[:8]
+
+
+def router(index, tenant):
+    name = "r%04d" % index
+    vrid = index % 250 + 1
+    address = "169.254.%d.%d" % (192 + index // 250, index % 250 + 1)
+    ports = [("ha", "ha-", "ha-%d" % tenant, 1450), ("gateway", "qg-", "ext", 1500),
+             ("internal", "qr-", "net-%d" % tenant, 1450)]
+    return {
+        "name": name, "tenant": "t%d" % tenant, "ha": True, "vrid": vrid, "segment": "ha-%d" % tenant,
+        "ha_address": address + "/18", "peers": ["169.254.255.250"], "priority": 50,
+        "ports": [{"kind": kind, "name": prefix + short(name + kind), "peer": "v" + prefix[:2] + short(name + kind),
+                   "segment": segment, "mac": "fa:16:3e:%02x:%02x:%02x" % (ord(prefix[1]), index // 256, index % 256),
+                   "mtu": mtu, "addresses": [address + "/18"] if kind == "ha" else []}
+                  for kind, prefix, segment, mtu in ports],
+        "files": {"keepalived.conf": KEEPALIVED % dict(name=name, ha="ha-" + short(name + "ha"), vrid=vrid,
+                                                        address=address),
+                  "notify.sh": "#!/bin/sh\nexit 0\n",
+                  "nftables.nft": "table inet l3ha\ndelete table inet l3ha\ntable inet l3ha {\n"
+                                  "  chain post { type nat hook postrouting priority 100; }\n}\n"},
+        "metadata": {"index": index},
+    }
+
+
+def arguments(work, count):
+    tenants = max(1, count // 50)
+    segments = {"ext": {"type": "bridge", "bridge": "br-ex"}}
+    for tenant in range(tenants):
+        for kind in ("ha", "net"):
+            key = "%s-%d" % (kind, tenant)
+            segments[key] = {"type": "vxlan", "vni": 2000 + tenant * 2 + (kind == "net"), "bridge": "brq-" + short(key),
+                             "device": "vx-" + short(key), "mtu": 1450, "remotes": ["192.0.2.12", "192.0.2.13"]}
+    return {"local_ip": "192.0.2.11", "purge": True, "config_dir": str(work / "etc"), "run_dir": str(work / "run"),
+            "state_dir": str(work / "state"), "segments": segments,
+            "routers": [router(i, i % tenants) for i in range(count)]}
+
+
+def call(pid, work, args, check=False):
+    path = work / "args.json"
+    path.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": dict(args, _ansible_check_mode=check)}))
+    start = time.time()
+    out = subprocess.run(["nsenter", "-t", str(pid), "--net", "--mount", "env",
+                          "PYTHONPATH=%s" % (ROOT / ".build" / "collections"), str(PYTHON), "-m",
+                          "ansible_collections.l3ha.routers.plugins.modules.ha_routers", str(path)],
+                         capture_output=True, text=True)
+    elapsed = time.time() - start
+    result = json.loads(out.stdout)
+    if result.get("failed"):
+        raise SystemExit("module failed: %s" % result.get("msg"))
+    drifted = sorted(name for name, entry in result["routers"].items() if entry["changed"])
+    return elapsed, drifted
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--routers", type=int, default=200)
+    options = parser.parse_args()
+    work = pathlib.Path(tempfile.mkdtemp(prefix="l3ha-bench-"))
+    holder = subprocess.Popen(["unshare", "--net", "--mount", "--propagation", "private", "sh", "-c", HOLDER],
+                              stdout=subprocess.PIPE, text=True)
+    mnt = None
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        mnt = os.stat("/proc/%d/ns/mnt" % holder.pid).st_ino
+        args = arguments(work, options.routers)
+        rows = []
+        rows.append(("create", *call(holder.pid, work, args)))
+        rows.append(("check, no drift", *call(holder.pid, work, args, check=True)))
+        rows.append(("apply, no drift", *call(holder.pid, work, args)))
+        (work / "etc" / "routers" / "r0007" / "notify.sh").write_text("#!/bin/sh\n# edited\n")
+        rows.append(("check, 1 drifted", *call(holder.pid, work, args, check=True)))
+        print("%d routers, one ha_routers call each (wall time incl. Python start):" % options.routers)
+        for label, elapsed, drifted in rows:
+            print("  %-18s %6.2f s  changed routers: %d" % (label, elapsed, len(drifted)))
+    finally:
+        # everything the modules started lives in the holder's mount namespace
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and int(entry) != holder.pid and mnt is not None:
+                try:
+                    if os.stat("/proc/%s/ns/mnt" % entry).st_ino == mnt:
+                        os.kill(int(entry), signal.SIGKILL)
+                except OSError:
+                    pass
+        holder.kill()
+        holder.wait()
+        shutil.rmtree(str(work), ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
