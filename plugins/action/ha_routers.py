@@ -376,8 +376,8 @@ class ActionModule(ActionBase):
                 raise AnsibleActionFail("template for %s: %s" % (file_name, to_text(error)))
         return paths
 
-    def _update_module_args(self, module_name, module_args, task_vars):
-        super()._update_module_args(module_name, module_args, task_vars)
+    def _update_module_args(self, module_name, module_args, task_vars, *args, **kwargs):
+        super()._update_module_args(module_name, module_args, task_vars, *args, **kwargs)
         # A VRRP password travels inside keepalived.conf: keep the node from logging it.
         if self._vrrp_secret:
             module_args["_ansible_no_log"] = True
