@@ -406,7 +406,7 @@ def _check_tunnel_ips(inputs):
 def router_networks(router):
     """The networks a router has a port on: the gateway's first, then the internal ones."""
     found = [router.gateway.network] if router.gateway is not None else []
-    return found + [network for network, _ in router.interfaces]
+    return found + [network for network, _addresses in router.interfaces]
 
 
 # --- routers -----------------------------------------------------------------------
@@ -612,7 +612,7 @@ def _check_overlaps(errors, where, router):
 
 def _connected(router, ip):
     networks = list(router.gateway.addresses) if router.gateway is not None else []
-    for _, addresses in router.interfaces:
+    for _network, addresses in router.interfaces:
         networks.extend(addresses)
     return any(ip.version == a.version and ip in a for a in networks)
 
@@ -653,7 +653,7 @@ def _read_floating_ips(errors, where, router, raw):
         elif external == subnets[0].ip or external in router.gateway.gateway_ips:
             errors.append("%s: %s.external %s is the gateway's own address or gateway_ip" % (where, field, external))
         if not any(internal.version == a.version and internal in a
-                   for _, addresses in router.interfaces for a in addresses):
+                   for _network, addresses in router.interfaces for a in addresses):
             errors.append("%s: %s.internal %s is not in an internal subnet of the router" % (where, field, internal))
         router.floating_ips.append((external, internal))
 
@@ -665,7 +665,7 @@ def _claim_addresses(errors, router, owners):
         network = router.gateway.network
         claims.extend((network, a.ip, "gateway.address") for a in router.gateway.addresses)
         claims.extend((network, ext, "floating_ips[%d].external" % i)
-                      for i, (ext, _) in enumerate(router.floating_ips))
+                      for i, (ext, _internal) in enumerate(router.floating_ips))
     for network, addresses in router.interfaces:
         claims.extend((network, a.ip, "interfaces address") for a in addresses)
     for network, ip, field in claims:

@@ -64,7 +64,7 @@ class Existing:
     def claim(self, router):
         """(tenant, segment, vrid) most replicas agree on, or None."""
         claims = Counter()
-        for _, meta in self.reports(router):
+        for _node, meta in self.reports(router):
             if meta.get("vrid") is not None and meta.get("segment"):
                 claims[(meta.get("tenant"), meta["segment"], meta["vrid"])] += 1
         return claims.most_common(1)[0][0] if claims else None
@@ -73,7 +73,7 @@ class Existing:
         """{segment: the VNI most reports give it}."""
         claims = {}
         for reports in self._reports.values():
-            for _, meta in reports:
+            for _node, meta in reports:
                 if meta.get("segment") and meta.get("segment_vni") is not None:
                     claims.setdefault(meta["segment"], Counter())[meta["segment_vni"]] += 1
         return dict((segment, votes.most_common(1)[0][0]) for segment, votes in claims.items())

@@ -98,7 +98,7 @@ class _Builder:
         ha_routers = [r for r in self.routers if r.ha]
         vrids = assign_vrids(ha_routers, self.existing, self.errors)
         self._define_network_segments()
-        self._define_ha_segments(sorted(set(seg for seg, _ in vrids.values()), key=_segment_order))
+        self._define_ha_segments(sorted(set(seg for seg, _vrid in vrids.values()), key=_segment_order))
         ha_replicas = dict((r.name, self.placement[r.name]) for r in ha_routers if r.name in vrids)
         ha_segments = dict((name, vrids[name][0]) for name in ha_replicas)
         ha_addresses = assign_ha_addresses(ha_replicas, ha_segments, self.scopes, self.existing,
@@ -202,7 +202,7 @@ class _Builder:
                        "subnets": [str(a.cidr) for a in gw.addresses]}
             if not router.ha:  # no keepalived: the reconciler sets the addresses itself
                 port["addresses"] = gateway["addresses"] + [
-                    "%s/%d" % (ext, 32 if ext.version == 4 else 128) for ext, _ in router.floating_ips]
+                    "%s/%d" % (ext, 32 if ext.version == 4 else 128) for ext, _internal in router.floating_ips]
         interfaces = []
         for network, addresses in router.interfaces:
             ident = self.ids.id_for("qr-", "%s/net/%s" % (name, network), who)
@@ -306,5 +306,5 @@ def _copy_lists(flat):
 
 
 def _segment_order(key):
-    tenant, _, index = key[3:].rpartition("-")
+    tenant, index = key[3:].rsplit("-", 1)
     return (tenant, int(index))

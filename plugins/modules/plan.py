@@ -133,7 +133,7 @@ seealso:
   - module: l3ha.routers.router_facts
   - module: l3ha.routers.ha_routers
 author:
-  - l3ha.routers developers
+  - l3ha.routers developers (@l3ha)
 '''
 
 EXAMPLES = r'''
