@@ -59,8 +59,11 @@ def ensure_dir(path, mode=0o700):
         os.chmod(path, mode)
 
 
-def write_atomic(path, content, mode):
-    """Write through a temporary file in the same directory and rename it into place."""
+def write_atomic(path, content, mode, durable=True):
+    """Write through a temporary file in the same directory and rename it into place.
+
+    `durable=False` skips the fsync, for files on tmpfs (/run) that a reboot drops anyway.
+    """
     directory = os.path.dirname(path)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix='.' + os.path.basename(path) + '.')
     try:
@@ -68,7 +71,8 @@ def write_atomic(path, content, mode):
         with os.fdopen(fd, 'wb') as handle:
             handle.write(content.encode('utf-8'))
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.rename(tmp, path)
     except Exception:
         try:

@@ -209,6 +209,7 @@ class Namespace(object):
         self.name = name
         self.route = route if route is not None else open_route(name)
         self._links = None
+        self.floods = None  # FDB flood entries, filled by _segments.flood_table
 
     def close(self):
         self.route.close()
@@ -255,8 +256,17 @@ class Namespace(object):
         self.links().pop(name, None)
 
     def set_link(self, name, **attrs):
-        self.route.link('set', index=self.link(name).index, **attrs)
-        return self.refresh(name)
+        """Change a link and update the cached copy (no re-read: 1000s of links per call)."""
+        link = self.link(name)
+        self.route.link('set', index=link.index, **attrs)
+        for attr, field in (('mtu', 'mtu'), ('ifalias', 'alias'), ('master', 'master')):
+            if attr in attrs:
+                setattr(link, field, attrs[attr])
+        if 'address' in attrs:
+            link.mac = attrs['address']
+        if 'state' in attrs:
+            link.up = attrs['state'] == 'up'
+        return link
 
     def delete_link(self, name):
         link = self.link(name)

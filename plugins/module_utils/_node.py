@@ -31,7 +31,7 @@ from ansible_collections.l3ha.routers.plugins.module_utils._segments import (
     MARKER, ensure_segment, marker, segment_links, validate_segments,
 )
 from ansible_collections.l3ha.routers.plugins.module_utils._supervisor import (
-    SupervisorError, keepalived_argv, keepalived_pid, namespace_pids, reload_keepalived,
+    SupervisorError, keepalived_argv, keepalived_pid, namespace_pids, reload_keepalived, remove_pid_files,
     router_config_dir, router_run_dir, run_in, start_keepalived, stop_leftovers, stop_process,
     systemd_command, systemd_unit, wait_for_pid,
 )
@@ -242,6 +242,7 @@ class NodeReconciler(object):
         self.systemctl_bin = params.get('systemctl_bin') or 'systemctl'
         self.check_mode = check_mode
         self.failures = []
+        self.started = []  # keepalived processes started, not yet seen alive
 
     @property
     def drained(self):
@@ -277,6 +278,7 @@ class NodeReconciler(object):
                 self.failures.append('router %s: %s' % (router['name'], exc))
             result['routers'][router['name']] = changes.result()
             diffs.extend(changes.diffs())
+        self._wait_started()
         if self.purge:
             for name, changes in self.purge_routers(root, existing):
                 result['purged'].append(name)
@@ -386,7 +388,7 @@ class NodeReconciler(object):
         if not self.check_mode:
             path = os.path.join(router_config_dir(self.config_dir, router['name']), 'nftables.nft')
             run_in(namespace, [self.nft_bin, '-f', path], 'loading nftables for router %s' % router['name'])
-            write_atomic(marker_path, wanted + '\n', 0o600)
+            write_atomic(marker_path, wanted + '\n', 0o600, durable=False)
 
     def _ensure_keepalived(self, space, router, namespace, created, drained, files_changed, changes):
         name = router['name']
@@ -406,19 +408,33 @@ class NodeReconciler(object):
             return
         if self.check_mode:
             return
-        if pid is None:
+        if pid is None and created:
+            remove_pid_files(self.run_dir, name)
+        elif pid is None:
             stop_leftovers(namespace, self.run_dir, name)
             clear_leftovers(space, router)
         if self.supervisor == 'systemd':
             command = systemd_command(name, pid is not None, config_changed, self.systemctl_bin)
             run_in(None, command, 'systemd for router %s' % name)
         elif pid is None:
-            start_keepalived(namespace, keepalived_argv(name, self.config_dir, self.run_dir,
-                                                        self.keepalived_bin))
-            wait_for_pid(self.run_dir, name, namespace)
+            started = start_keepalived(namespace, keepalived_argv(name, self.config_dir, self.run_dir,
+                                                                  self.keepalived_bin))
+            # waited for after all routers, so the starts overlap
+            self.started.append((name, namespace, started, checksum_path, wanted))
+            return
         else:
             reload_keepalived(pid)
-        write_atomic(checksum_path, wanted + '\n', 0o600)
+        write_atomic(checksum_path, wanted + '\n', 0o600, durable=False)
+
+    def _wait_started(self):
+        for name, namespace, started, checksum_path, wanted in self.started:
+            try:
+                started.wait()
+                wait_for_pid(self.run_dir, name, namespace)
+            except SupervisorError as exc:
+                self.failures.append('router %s: %s' % (name, exc))
+                continue
+            write_atomic(checksum_path, wanted + '\n', 0o600, durable=False)
 
     # purge
     def owned_namespaces(self, root):
@@ -473,7 +489,8 @@ class NodeReconciler(object):
         for router in self.routers:
             keep.update(port['peer'] for port in router.get('ports') or [])
         going = set(marker(name) for name in purged_routers)
-        root.reload()  # removing routers deleted their peers behind the cache
+        if purged_routers and not self.check_mode:
+            root.reload()  # removing routers deleted their peers behind the cache
         for link in sorted(root.links().values(), key=lambda link: link.name):
             if (link.alias or '').startswith(MARKER) and link.name not in keep and link.alias not in going:
                 changes.add(link.name, link.alias, None)

@@ -199,13 +199,21 @@ def _ensure_attributes(end_space, peer_space, spec, changes, check_mode):
             current = space.link_by_index(link.master) if link.master else None
             changes.add(name + '.master', current.name if current else None, spec.peer_master)
             wanted['master'] = master
-        if wanted and not check_mode:
-            space.set_link(name, **wanted)
-        _ensure_sysctls(space, name, sysctls, changes, check_mode)
         if spec.up is not None and link.up != bool(spec.up):
             changes.add(name + '.up', link.up, bool(spec.up))
-            if not check_mode:
-                space.set_link(name, state='up' if spec.up else 'down')
+            state = 'up' if spec.up else 'down'
+        else:
+            state = None
+        if sysctls:
+            # sysctls such as addr_gen_mode must be in place before the link goes up
+            if wanted and not check_mode:
+                space.set_link(name, **wanted)
+            wanted = {}
+            _ensure_sysctls(space, name, sysctls, changes, check_mode)
+        if state:
+            wanted['state'] = state
+        if wanted and not check_mode:
+            space.set_link(name, **wanted)
         if addresses is not None:
             ensure_addresses(space, name, addresses, spec.exclusive_addresses, changes, check_mode)
 

@@ -154,18 +154,27 @@ class _Quiet(object):
         pass
 
 
+def flood_table(root):
+    """{vxlan ifindex: [remote VTEPs]} of the all-zero FDB entries, from one dump per call.
+
+    The bridge FDB holds an entry per port MAC as well; one dump (instead of one per
+    device) keeps this linear in the number of ports.
+    """
+    if getattr(root, 'floods', None) is None:
+        table = {}
+        for entry in root.route.fdb('dump'):
+            if entry.get_attr('NDA_LLADDR') == ZERO_MAC and entry.get_attr('NDA_DST'):
+                table.setdefault(entry['ifindex'], set()).add(entry.get_attr('NDA_DST'))
+        root.floods = dict((index, sorted(dsts)) for index, dsts in table.items())
+    return root.floods
+
+
 def flood_entries(root, device):
     """Remote VTEPs of the all-zero FDB entries on a vxlan device."""
     link = root.link(device)
     if link is None:
         return []
-    found = []
-    for entry in root.route.fdb('dump', ifindex=link.index):
-        if entry['ifindex'] == link.index and entry.get_attr('NDA_LLADDR') == ZERO_MAC:
-            dst = entry.get_attr('NDA_DST')
-            if dst:
-                found.append(dst)
-    return sorted(set(found))
+    return flood_table(root).get(link.index, [])
 
 
 def ensure_flood(root, device, remotes, changes, check_mode):
@@ -177,6 +186,7 @@ def ensure_flood(root, device, remotes, changes, check_mode):
     if check_mode:
         return
     index = root.link(device).index
+    flood_table(root)[index] = wanted
     for dst in current:
         if dst not in wanted:
             root.route.fdb('del', ifindex=index, lladdr=ZERO_MAC, dst=dst)

@@ -113,22 +113,36 @@ def keepalived_pid(run_dir, name, namespace):
     return pid
 
 
-def start_keepalived(namespace, argv):
-    """Start keepalived inside `namespace`; it daemonizes, we wait for its pid file."""
-    with tempfile.TemporaryFile() as errors:
+class Started(object):
+    """A keepalived being started: its foreground process exits once the daemon runs."""
+
+    def __init__(self, namespace, argv):
+        self.argv = argv
+        self.errors = tempfile.TemporaryFile()
         with entered(namespace):
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                    stderr=errors, close_fds=True, start_new_session=True)
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                         stderr=self.errors, close_fds=True, start_new_session=True)
+
+    def wait(self, timeout=START_TIMEOUT):
+        """Raise SupervisorError with keepalived's output when it did not start."""
         try:
-            rc = proc.wait(timeout=START_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            rc = 'timeout'
-        if rc != 0:
-            errors.seek(0)
-            raise SupervisorError('%s exited with %s: %s' % (
-                ' '.join(argv), rc, errors.read().decode('utf-8', 'replace').strip()))
+            try:
+                rc = self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                rc = 'timeout'
+            if rc != 0:
+                self.errors.seek(0)
+                raise SupervisorError('%s exited with %s: %s' % (
+                    ' '.join(self.argv), rc, self.errors.read().decode('utf-8', 'replace').strip()))
+        finally:
+            self.errors.close()
+
+
+def start_keepalived(namespace, argv):
+    """Start keepalived inside `namespace` (it daemonizes); call .wait() on the result."""
+    return Started(namespace, argv)
 
 
 def wait_for_pid(run_dir, name, namespace, timeout=START_TIMEOUT):
@@ -194,6 +208,10 @@ def stop_leftovers(namespace, run_dir, name):
         found = _process_state(pid)
         if found is not None and found[0].startswith('keepalived') and found[1] not in ('Z', 'X'):
             stop_process(pid)
+    remove_pid_files(run_dir, name)
+
+
+def remove_pid_files(run_dir, name):
     run = router_run_dir(run_dir, name)
     for fname in ('keepalived.pid', 'vrrp.pid'):
         try:
