@@ -5,6 +5,7 @@ steady state of every converge), and checks the second plan equals the first.
 Usage: .venv/bin/python bench/bench_planner.py [--routers N] [--nodes N] [--repeat N]
 """
 import argparse
+import os
 import pathlib
 import sys
 import time
@@ -45,6 +46,13 @@ def as_facts(result):
                 for node, entry in result["nodes"].items())
 
 
+def timed(*args):
+    """(plan, (wall seconds, CPU seconds)): CPU time is steadier on a shared machine."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = plan(*args)
+    return result, (time.perf_counter() - wall, time.process_time() - cpu)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--routers", type=int, default=5000)
@@ -54,21 +62,20 @@ def main():
     routers, networks, nodes, options = inventory(args.routers, args.nodes)
     fresh, steady, result = [], [], None
     for _round in range(args.repeat):
-        start = time.perf_counter()
-        result = plan(routers, networks, nodes, {}, options)
-        fresh.append(time.perf_counter() - start)
+        result, took = timed(routers, networks, nodes, {}, options)
+        fresh.append(took)
         if result["errors"]:
             sys.exit("planner errors: %s" % result["errors"][:5])
-        facts = as_facts(result)
-        start = time.perf_counter()
-        again = plan(routers, networks, nodes, facts, options)
-        steady.append(time.perf_counter() - start)
+        again, took = timed(routers, networks, nodes, as_facts(result), options)
+        steady.append(took)
         if again != result:
             sys.exit("re-plan with the plan fed back differs")
     replicas = sum(len(e["routers"]) for e in result["nodes"].values())
     print("planner: %d routers, %d nodes, %d replicas" % (args.routers, args.nodes, replicas))
-    print("  fresh plan:  best %.2f s, worst %.2f s" % (min(fresh), max(fresh)))
-    print("  steady plan: best %.2f s, worst %.2f s (facts fed back, identical plan)" % (min(steady), max(steady)))
+    for label, runs in (("fresh plan: ", fresh), ("steady plan:", steady)):
+        print("  %s wall best %.2f s, worst %.2f s; CPU best %.2f s (load average %.1f)"
+              % (label, min(w for w, _c in runs), max(w for w, _c in runs), min(c for _w, c in runs), os.getloadavg()[0]))
+    print("  (steady: the plan fed back as the nodes' facts gives the identical plan)")
 
 
 if __name__ == "__main__":

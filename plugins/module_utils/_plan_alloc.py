@@ -169,7 +169,7 @@ class AddressPool:
     def keep(self, text):
         """Take a reported address (any prefix) if it is a free host of the pool."""
         try:
-            value = int(netaddr.IPNetwork(text).ip) if isinstance(text, str) else None
+            value = netaddr.IPNetwork(text).value if isinstance(text, str) else None
         except (netaddr.AddrFormatError, ValueError):
             value = None
         if value is None or not self.first <= value <= self.last or value in self.used:

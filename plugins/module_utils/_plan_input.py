@@ -102,7 +102,7 @@ def _with_prefix(value, what):
 def parse_network(value):
     """A subnet in CIDR form; host bits must be zero."""
     net = _with_prefix(value, "a CIDR (address/prefix)")
-    if net.ip != net.network:
+    if net.value != net.first:
         raise Invalid("%s has host bits set (the network is %s)" % (value, net.cidr))
     return net
 
@@ -112,9 +112,9 @@ def parse_interface(value):
     net = _with_prefix(value, "an address with a prefix (e.g. 10.0.0.1/24)")
     single = 31 if net.version == 4 else 127
     if net.prefixlen < single:
-        if net.ip == net.network:
+        if net.value == net.first:
             raise Invalid("%s is the network address of %s" % (value, net.cidr))
-        if net.version == 4 and net.ip == net.broadcast:
+        if net.version == 4 and net.value == net.last:
             raise Invalid("%s is the broadcast address of %s" % (value, net.cidr))
     return net
 
@@ -522,7 +522,7 @@ def _network_of(inputs, where, field, name):
 
 
 def _in_network_cidrs(errors, where, field, net, address):
-    if net.cidrs and not any(address.ip in cidr for cidr in net.cidrs):
+    if net.cidrs and not any(inside(address.value, address.version, cidr) for cidr in net.cidrs):
         errors.append("%s: %s %s is outside network %r (%s)"
                       % (where, field, address, net.name, ", ".join(str(c) for c in net.cidrs)))
 
@@ -558,9 +558,9 @@ def _read_gateway(inputs, where, spec):
         subnets = [a for a in gateway.addresses if a.version == ip.version]
         if not subnets:
             errors.append("%s: gateway.gateway_ip %s has no gateway.address of its family" % (where, ip))
-        elif ip not in subnets[0]:
+        elif not inside(int(ip), ip.version, subnets[0]):
             errors.append("%s: gateway.gateway_ip %s is outside %s" % (where, ip, subnets[0].cidr))
-        elif ip == subnets[0].ip:
+        elif int(ip) == subnets[0].value:
             errors.append("%s: gateway.gateway_ip %s is the router's own gateway.address" % (where, ip))
         gateway.gateway_ips.append(ip)
     _one_per_family(errors, where, "gateway.gateway_ip", gateway.gateway_ips)
@@ -606,15 +606,21 @@ def _check_overlaps(errors, where, router):
         subnets.extend(("interfaces (network %r) address" % network, a) for a in addresses)
     for i, (field, address) in enumerate(subnets):
         for other_field, other in subnets[:i]:
-            if address.version == other.version and (address.ip in other or other.ip in address):
+            if address.version == other.version and address.first <= other.last and other.first <= address.last:
                 errors.append("%s: %s %s overlaps %s %s" % (where, field, address, other_field, other))
+
+
+def inside(value, version, net):
+    """Whether the address (as int and IP version) is inside the subnet of `net`."""
+    return net.version == version and net.first <= value <= net.last
 
 
 def _connected(router, ip):
     networks = list(router.gateway.addresses) if router.gateway is not None else []
     for _network, addresses in router.interfaces:
         networks.extend(addresses)
-    return any(ip.version == a.version and ip in a for a in networks)
+    value = int(ip)
+    return any(inside(value, ip.version, a) for a in networks)
 
 
 def _pairs(errors, where, raw, list_name, keys, parsers):
@@ -647,13 +653,13 @@ def _read_floating_ips(errors, where, router, raw):
             errors.append("%s: %s needs a gateway" % (where, field))
             continue
         subnets = [a for a in router.gateway.addresses if a.version == external.version]
-        if not subnets or external not in subnets[0]:
+        if not subnets or not inside(int(external), external.version, subnets[0]):
             errors.append("%s: %s.external %s is outside the external subnet %s"
                           % (where, field, external, subnets[0].cidr if subnets else "(none of its family)"))
-        elif external == subnets[0].ip or external in router.gateway.gateway_ips:
+        elif int(external) == subnets[0].value or external in router.gateway.gateway_ips:
             errors.append("%s: %s.external %s is the gateway's own address or gateway_ip" % (where, field, external))
-        if not any(internal.version == a.version and internal in a
-                   for _network, addresses in router.interfaces for a in addresses):
+        value = int(internal)
+        if not any(inside(value, internal.version, a) for _network, addresses in router.interfaces for a in addresses):
             errors.append("%s: %s.internal %s is not in an internal subnet of the router" % (where, field, internal))
         router.floating_ips.append((external, internal))
 
@@ -663,16 +669,16 @@ def _claim_addresses(errors, router, owners):
     claims = []
     if router.gateway is not None:
         network = router.gateway.network
-        claims.extend((network, a.ip, "gateway.address") for a in router.gateway.addresses)
-        claims.extend((network, ext, "floating_ips[%d].external" % i)
+        claims.extend((network, a.value, a.version, "gateway.address") for a in router.gateway.addresses)
+        claims.extend((network, int(ext), ext.version, "floating_ips[%d].external" % i)
                       for i, (ext, _internal) in enumerate(router.floating_ips))
     for network, addresses in router.interfaces:
-        claims.extend((network, a.ip, "interfaces address") for a in addresses)
-    for network, ip, field in claims:
-        key = (network, int(ip), ip.version)
+        claims.extend((network, a.value, a.version, "interfaces address") for a in addresses)
+    for network, value, version, field in claims:
+        key = (network, value, version)
         owner = owners.get(key)
         if owner is not None:
             errors.append("router %r: %s %s on network %r is already used by %s"
-                          % (router.name, field, ip, network, owner))
+                          % (router.name, field, netaddr.IPAddress(value, version), network, owner))
         else:
             owners[key] = "router %r (%s)" % (router.name, field)

@@ -36,6 +36,7 @@ class Existing:
 
     def __init__(self, current):
         self._reports = {}  # router -> [(node, metadata)], nodes in name order
+        self._macs = {}  # router -> ({port key: mac}, {node: ha mac})
         if not isinstance(current, dict):
             return
         for node in sorted(current, key=str):
@@ -91,17 +92,21 @@ class Existing:
 
     def macs(self, router, node):
         """{port key: mac}: shared ports from any replica, the ha port from this node."""
-        found = {}
-        for reporter, meta in self.reports(router):
-            macs = meta.get("macs")
-            if not isinstance(macs, dict):
-                continue
-            for key, mac in macs.items():
-                if key != "ha":
-                    found.setdefault(key, mac)
-                elif reporter == node:
-                    found["ha"] = mac
-        return found
+        if router not in self._macs:
+            shared, ha = {}, {}
+            for reporter, meta in self.reports(router):
+                macs = meta.get("macs")
+                if isinstance(macs, dict):
+                    for key, mac in macs.items():
+                        if key == "ha":
+                            ha[reporter] = mac
+                        else:
+                            shared.setdefault(key, mac)
+            self._macs[router] = (shared, ha)
+        shared, ha = self._macs[router]
+        if node in ha:
+            return dict(shared, ha=ha[node])
+        return shared
 
 
 class Placer:
