@@ -226,7 +226,7 @@ class MacBook:
 
     def keep(self, scope, mac, owner):
         owners = self.taken.setdefault(scope, {})
-        if not isinstance(mac, str) or not MAC_RE.match(mac) or owners.get(mac, owner) != owner:
+        if not isinstance(mac, str) or not MAC_RE.fullmatch(mac) or owners.get(mac, owner) != owner:
             return False
         owners[mac] = owner
         return True

@@ -269,7 +269,7 @@ def _parse_ha_cidr(value):
 
 
 def _parse_bridge(value):
-    if not isinstance(value, str) or not BRIDGE_RE.match(value):
+    if not isinstance(value, str) or not BRIDGE_RE.fullmatch(value):
         raise Invalid("%r is not a device name (at most 15 characters: letters, digits, _ . -)" % (value,))
     return value
 
@@ -299,7 +299,7 @@ def _read_networks(inputs, raw):
     for name in sorted(raw, key=str):
         spec = raw[name]
         where = "network %r" % (name,)
-        if not isinstance(name, str) or not NETWORK_RE.match(name):
+        if not isinstance(name, str) or not NETWORK_RE.fullmatch(name):
             errors.append("%s: name must match %s" % (where, NETWORK_RE.pattern))
             continue
         if name.startswith("ha-"):
@@ -423,7 +423,7 @@ def _read_routers(inputs, raw):
             errors.append("router #%d: must be a dict, got %r" % (index, spec))
             continue
         name = spec.get("name")
-        if not isinstance(name, str) or not NAME_RE.match(name) or len(name) > NAME_MAX:
+        if not isinstance(name, str) or not NAME_RE.fullmatch(name) or len(name) > NAME_MAX:
             errors.append("router #%d: name %r must match %s and have at most %d characters"
                           % (index, name, NAME_RE.pattern, NAME_MAX))
             continue
@@ -459,7 +459,7 @@ def _read_router(inputs, name, spec):
     for key in sorted(set(spec) - _ROUTER_KEYS, key=str):
         errors.append("%s: %s is not a known field" % (where, key))
     tenant = spec.get("tenant", "default")
-    if not isinstance(tenant, str) or not TENANT_RE.match(tenant) or len(tenant) > NAME_MAX:
+    if not isinstance(tenant, str) or not TENANT_RE.fullmatch(tenant) or len(tenant) > NAME_MAX:
         errors.append("%s: tenant %r must match %s and have at most %d characters"
                       % (where, tenant, TENANT_RE.pattern, NAME_MAX))
     router.tenant = tenant

@@ -29,6 +29,9 @@ ERRORS = [
     # names
     ("name pattern", _set(("routers", 0, "name"), "R1"), "router #0: name 'R1' must match"),
     ("name injection", _set(("routers", 0, "name"), "r1;reboot"), "router #0: name 'r1;reboot' must match"),
+    ("name with a newline", _set(("routers", 0, "name"), "r1\n"), "router #0: name 'r1\\n' must match"),
+    ("name in unicode", _set(("routers", 0, "name"), "r\u00e9"), "router #0: name 'r\u00e9' must match"),
+    ("tenant with a newline", _set(("routers", 0, "tenant"), "demo\n"), "router 'r1': tenant 'demo\\n' must match"),
     ("name length", _set(("routers", 0, "name"), "r" * 49), "at most 48 characters"),
     ("duplicate name", _set(("routers", 1, "name"), "r1"), "router 'r1': name is defined twice (entries #0 and #1)"),
     ("unknown field", _set(("routers", 0, "colour"), "red"), "router 'r1': colour is not a known field"),
