@@ -6,6 +6,7 @@ a pid whose start time still matches (pids get reused).
 """
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -53,44 +54,47 @@ def spawn_box(hostname, log_path, binds=(), run_tmpfs=False, sysfs=True, serve=F
         argv.append("--sysfs")
     if serve:
         argv.append("--serve")
-    env = dict(os.environ, PYTHONPATH=LAB_PACKAGE_DIR, PYTHONDONTWRITEBYTECODE="1")
-    with open(log_path, "ab") as log:
-        # Own session and no inherited stdio: a caller capturing our output must not
-        # wait for the box to end.
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                pass_fds=(write_fd,), start_new_session=True, env=env)
+    unshare_pid = spawn_detached(argv, log_path, pass_fds=(write_fd,))
     os.close(write_fd)
     with os.fdopen(read_fd) as ready:
         message = ready.readline().strip()
+    unshare = {"pid": unshare_pid, "start": start_time(unshare_pid)}
     if message != "ready":
-        _stop_unshare(proc)
+        kill_leftovers(unshare)
         detail = message or "exited during set-up"
         raise BoxError("box %s did not start: %s (log: %s)" % (hostname, detail, log_path))
     deadline = time.monotonic() + timeout
     pid = None
     while pid is None:
         try:
-            with open("/proc/%d/task/%d/children" % (proc.pid, proc.pid)) as handle:
+            with open("/proc/%d/task/%d/children" % (unshare_pid, unshare_pid)) as handle:
                 children = handle.read().split()
         except FileNotFoundError:
             children = []
         if children:
             pid = int(children[0])
         elif time.monotonic() > deadline:
-            _stop_unshare(proc)
+            kill_leftovers(unshare)
             raise BoxError("box %s: no holder process found" % hostname)
         else:
             time.sleep(0.005)
-    return {"pid": pid, "start": start_time(pid), "unshare_pid": proc.pid,
-            "unshare_start": start_time(proc.pid)}
+    return {"pid": pid, "start": start_time(pid), "unshare_pid": unshare_pid,
+            "unshare_start": unshare["start"]}
 
 
-def _stop_unshare(proc):
-    try:
-        proc.kill()
-    except ProcessLookupError:
-        pass
-    proc.wait()
+def spawn_detached(argv, log_path, pass_fds=()):
+    """Start argv as an orphan (child of the host's init) in a session of its own.
+
+    Not our child, so it never lingers as our zombie when it ends (a test process may
+    run for long); no inherited stdio, so a caller capturing our output never waits
+    for it. Returns its pid.
+    """
+    env = dict(os.environ, PYTHONPATH=LAB_PACKAGE_DIR, PYTHONDONTWRITEBYTECODE="1")
+    script = 'exec 0</dev/null; %s >>"$1" 2>&1 & echo $!' % shlex.join(argv)
+    proc = subprocess.run(["sh", "-c", script, "sh", log_path], capture_output=True,
+                          text=True, pass_fds=pass_fds, start_new_session=True, env=env,
+                          check=True)
+    return int(proc.stdout.strip())
 
 
 def kill_box(record):

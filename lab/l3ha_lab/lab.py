@@ -473,19 +473,23 @@ class Lab:
                 raise LabError("probe %s: --to must be an IP address, got %r" % (name, target))
             os.makedirs(os.path.join(self.dir, "probes"), exist_ok=True)
             out = os.path.join(self.dir, "probes", name + ".json")
-            if os.path.exists(out):
-                os.unlink(out)
+            for stale in (out, out + ".running"):
+                if os.path.exists(stale):
+                    os.unlink(stale)
             argv = kernel.nsenter_argv(pid, net_only=True) + [
                 sys.executable, "-m", "l3ha_lab.probe", "--to", target,
                 "--interval", str(interval), "--out", out, "--owner-pid", str(box["pid"]),
                 "--owner-start", str(box["start"]), "--max-seconds", str(max_seconds)]
-            env = dict(os.environ, PYTHONPATH=kernel.LAB_PACKAGE_DIR)
-            with open(self._log("probe-" + name), "ab") as log:
-                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                        start_new_session=True, env=env)
-            state["probes"][name] = {"pid": proc.pid, "start": kernel.start_time(proc.pid),
+            probe_pid = kernel.spawn_detached(argv, self._log("probe-" + name))
+            state["probes"][name] = {"pid": probe_pid, "start": kernel.start_time(probe_pid),
                                      "out": out, "source": source, "target": target}
             self._save(state)
+            deadline = time.monotonic() + 10.0
+            while not os.path.exists(out + ".running"):
+                if kernel.start_time(probe_pid) is None or time.monotonic() > deadline:
+                    raise LabError("probe %s did not start (log: %s)"
+                                   % (name, self._log("probe-" + name)))
+                time.sleep(0.005)
 
     def _box_record(self, state, name):
         if name in state["nodes"]:

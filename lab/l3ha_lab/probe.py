@@ -57,6 +57,8 @@ def run(target, interval, out_path, owner_pid=None, owner_start=None, max_second
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
+    with open(out_path + ".running", "w"):
+        pass  # tells probe_start that SIGTERM now ends us cleanly
     start = time.time()
     replies, seen = [], set()
     sent, last_send, next_send, next_owner_check = 0, None, time.monotonic(), 0.0
@@ -95,6 +97,7 @@ def run(target, interval, out_path, owner_pid=None, owner_start=None, max_second
     with open(tmp, "w") as handle:
         json.dump(result, handle)
     os.rename(tmp, out_path)
+    os.unlink(out_path + ".running")
     return result
 
 

@@ -1,0 +1,440 @@
+"""Tests of the lab on real kernel objects: isolation, VXLAN, faults, endpoints, down."""
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from l3ha_lab import Lab, LabError, model, probe  # on sys.path through conftest.py
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_INVENTORY = str(REPO / "tests" / "lab" / "inventory.yml")
+
+CLI = str(REPO / "lab" / "l3ha-lab")
+
+
+def sh(lab, name, script, check=True):
+    proc = lab.run(name, ["sh", "-c", script])
+    if check and proc.returncode != 0:
+        raise AssertionError("%s: %r failed (%d): %s" % (name, script, proc.returncode,
+                                                       proc.stderr))
+    return proc
+
+
+def pings(lab, name, address):
+    return lab.run(name, ["ping", "-c", "1", "-W", "1", address]).returncode == 0
+
+
+def poll(condition, timeout, what):
+    """Wait until condition() is true; fail with `what` when the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting: %s" % what)
+        time.sleep(0.01)
+
+
+def _ns_inode(pid, kind):
+    try:
+        return os.readlink("/proc/%d/ns/%s" % (pid, kind))
+    except OSError:
+        return None
+
+
+def processes_in_pid_namespaces(namespaces):
+    """Host pids of live (non-zombie) processes whose PID namespace is one of these."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        if _ns_inode(pid, "pid") in namespaces and not _is_zombie(pid):
+            found.append(pid)
+    return found
+
+
+def _is_zombie(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def _cli(*args, lab_dir):
+    env = dict(os.environ, L3HA_LAB_DIR=lab_dir)
+    return subprocess.run([CLI] + list(args), capture_output=True, text=True, env=env,
+                          check=False)
+
+
+# ---- topology (pure: no kernel objects) ----------------------------------------------
+
+def _listing(networks, routers, hosts=("net1", "net2"), extra_vars=None):
+    common = {"l3ha_networks": networks, "l3ha_routers": routers}
+    common.update(extra_vars or {})
+    hostvars = {h: dict(common) for h in hosts}
+    return {"_meta": {"hostvars": hostvars},
+            "all": {"children": ["ungrouped", "l3ha_network_nodes"]},
+            "l3ha_network_nodes": {"hosts": list(hosts)}}
+
+
+def test_topology_addresses_skip_router_addresses_and_add_floating_ips():
+    networks = {"ext": {"type": "bridge", "bridge": "br-ex", "cidr": ["203.0.113.0/24"],
+                        "external": True},
+                "tn": {"type": "vxlan", "vni": 7, "cidr": ["10.0.0.0/24", "fd00:1::/64"]}}
+    routers = [{"name": "r1",
+                "gateway": {"network": "ext", "address": "203.0.113.2/24",
+                            "gateway_ip": "203.0.113.1", "snat": False},
+                "interfaces": [{"network": "tn", "address": "10.0.0.1/24"},
+                               {"network": "tn", "address": "fd00:1::2/64"}],
+                "floating_ips": [{"external": "203.0.113.3", "internal": "10.0.0.9"}]}]
+    topology = model.build_topology(_listing(networks, routers))
+    endpoints = {e["name"]: e for e in topology["endpoints"]}
+    client = endpoints["client-tn"]["attachments"][0]
+    assert client["addresses"] == ["10.0.0.2/24", "fd00:1::1/64", "10.0.0.9/24"]
+    assert client["gateways"] == {"ipv4": "10.0.0.1", "ipv6": "fd00:1::2"}
+    assert endpoints["client-ext"]["attachments"][0]["addresses"] == ["203.0.113.4/24"]
+    upstream = endpoints["upstream"]
+    assert upstream["attachments"][0]["addresses"] == ["203.0.113.1/24"]
+    # snat: false, so upstream routes the tenant subnet back via the router's gateway.
+    assert upstream["routes"] == [{"destination": "10.0.0.0/24", "via": "203.0.113.2"}]
+    assert endpoints["client-tn"]["vtep_ip"] == "192.0.2.201"
+    assert endpoints["client-ext"]["vtep_ip"] is None
+    assert [n["tunnel_ip"] for n in topology["nodes"]] == ["192.0.2.11", "192.0.2.12"]
+    assert model.remote_vteps(topology) == {"tn": ["192.0.2.201"]}
+
+
+def test_topology_keeps_inventory_tunnel_ips_and_numbers_the_rest_around_them():
+    listing = _listing({}, [], hosts=("a", "b", "c"))
+    listing["_meta"]["hostvars"]["b"]["l3ha_tunnel_ip"] = "192.0.2.11"
+    topology = model.build_topology(listing)
+    assert [n["tunnel_ip"] for n in topology["nodes"]] == ["192.0.2.12", "192.0.2.11",
+                                                           "192.0.2.13"]
+
+
+def test_topology_reports_every_bad_field_at_once():
+    networks = {"a": {"type": "vxlan", "vni": "x", "cidr": "10.0.0.0/24"},
+                "b": {"type": "bridge", "cidr": "10.0.1.0/33"},
+                "c": {"type": "vlan"}}
+    listing = _listing(networks, [], extra_vars={"l3ha_tunnel_ip": "10.9.9.9"})
+    with pytest.raises(LabError) as caught:
+        model.build_topology(listing)
+    message = str(caught.value)
+    for expected in ("network a: vni", "network b: bridge", "network b: cidr",
+                     "network c: type vlan", "node net1: l3ha_tunnel_ip",
+                     "node net2: l3ha_tunnel_ip"):
+        assert expected in message
+
+
+def test_topology_names_the_router_with_a_gateway_ip_outside_the_network():
+    networks = {"ext": {"type": "bridge", "bridge": "br-ex", "cidr": "203.0.113.0/24"}}
+    routers = [{"name": "edge", "gateway": {"network": "ext", "address": "203.0.113.2/24",
+                                            "gateway_ip": "198.51.100.1"}}]
+    with pytest.raises(LabError, match="router edge: gateway.gateway_ip"):
+        model.build_topology(_listing(networks, routers))
+
+
+def test_probe_summary_counts_the_outage_until_the_last_send():
+    replies = [100.1, 100.2, 100.3, 101.5, 101.6]
+    result = probe.summarize(100.0, replies, last_send=101.7, sent=17)
+    assert result["received"] == 5 and result["sent"] == 17
+    assert result["longest_gap"] == pytest.approx(1.2)
+    assert result["gap_start"] == pytest.approx(100.3)
+    # Nothing came back after 100.1: the gap runs to the last datagram sent.
+    unrecovered = probe.summarize(100.0, [100.1], last_send=103.1, sent=300)
+    assert unrecovered["longest_gap"] == pytest.approx(3.0)
+
+
+# ---- a running lab -----------------------------------------------------------------
+
+def test_nodes_are_isolated_from_each_other_and_from_the_host(lab):
+    assert sh(lab, "net1", "hostname").stdout.strip() == "net1"
+    assert sh(lab, "net2", "hostname").stdout.strip() == "net2"
+    try:
+        sh(lab, "net1", "ip netns add qrouter-isolation && echo one > /etc/l3ha/marker")
+        sh(lab, "net2", "echo two > /etc/l3ha/marker")
+        assert "qrouter-isolation" in sh(lab, "net1", "ip netns list").stdout
+        assert "qrouter-isolation" not in sh(lab, "net2", "ip netns list").stdout
+        assert "qrouter-isolation" not in subprocess.run(
+            ["ip", "netns", "list"], capture_output=True, text=True).stdout
+        assert sh(lab, "net1", "cat /etc/l3ha/marker").stdout == "one\n"
+        assert sh(lab, "net2", "cat /etc/l3ha/marker").stdout == "two\n"
+        assert not os.path.exists("/etc/l3ha/marker")
+        # Each node sees only its own processes.
+        listing = [line.split() for line in
+                   sh(lab, "net1", "ps -e -o pid=,comm=").stdout.splitlines()]
+        assert listing[0][0] == "1" and listing[0][1].startswith("python")
+        assert [comm for _pid, comm in listing[1:]] == ["sh", "ps"]
+    finally:
+        sh(lab, "net1", "ip netns del qrouter-isolation; rm -f /etc/l3ha/marker", check=False)
+        sh(lab, "net2", "rm -f /etc/l3ha/marker", check=False)
+
+
+def _add_vxlan(lab, node, vni, local, address, remotes, name="vxt"):
+    script = ("ip link add %s type vxlan id %d dstport 4789 local %s dev ul0 && "
+              "ip addr add %s dev %s && ip link set %s up" % (name, vni, local, address,
+                                                             name, name))
+    for remote in remotes:
+        script += " && bridge fdb append 00:00:00:00:00:00 dev %s dst %s" % (name, remote)
+    sh(lab, node, script)
+
+
+def test_vxlan_segment_between_two_nodes_carries_traffic(lab):
+    try:
+        _add_vxlan(lab, "net1", 3001, "192.0.2.11", "10.200.0.1/24", ["192.0.2.12"])
+        _add_vxlan(lab, "net2", 3001, "192.0.2.12", "10.200.0.2/24", ["192.0.2.11"])
+        assert pings(lab, "net1", "10.200.0.2")
+        assert pings(lab, "net2", "10.200.0.1")
+    finally:
+        for node in ("net1", "net2"):
+            sh(lab, node, "ip link del vxt", check=False)
+
+
+def test_clients_reach_upstream_over_a_bridge_network(lab):
+    assert pings(lab, "client-ext", "203.0.113.1")
+    assert pings(lab, "client-ext", "2001:db8:ff::1")
+    fetch = "import urllib.request,sys; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode().strip())"
+    for url, source in (("http://203.0.113.1/", "203.0.113.2"),
+                        ("http://[2001:db8:ff::1]/", "2001:db8:ff::2")):
+        proc = lab.run("client-ext", [str(REPO / ".venv/bin/python"), "-c", fetch, url])
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip() == source
+
+
+def test_vxlan_client_is_a_vtep_with_its_addresses_and_routes(lab):
+    addresses = sh(lab, "client-demo-net", "ip -o addr show dev demo-net").stdout
+    for address in ("10.0.0.2/24", "10.0.0.5/24", "fd00:1::2/64"):
+        assert address in addresses
+    assert "default via 10.0.0.1" in sh(lab, "client-demo-net", "ip route").stdout
+    assert "default via fd00:1::1" in sh(lab, "client-demo-net", "ip -6 route").stdout
+    fdb = sh(lab, "client-demo-net", "bridge fdb show dev demo-net").stdout
+    assert "dst 192.0.2.11" in fdb and "dst 192.0.2.12" in fdb
+    fragment = Path(lab.fragment_path).read_text()
+    assert "192.0.2.201" in fragment and "ansible_nsenter_pid" in fragment
+
+
+def test_link_down_stops_one_nodes_traffic_on_one_network_only(lab):
+    try:
+        # Both nodes on the bridge network (by hand, as a router would be) and on the
+        # tenant vxlan (towards the client VTEP), plus a vxlan between the nodes.
+        sh(lab, "net1", "ip addr add 203.0.113.201/24 dev br-ex")
+        sh(lab, "net2", "ip addr add 203.0.113.202/24 dev br-ex")
+        _add_vxlan(lab, "net1", 1001, "192.0.2.11", "10.0.0.101/24", ["192.0.2.201"], "vxc")
+        _add_vxlan(lab, "net2", 1001, "192.0.2.12", "10.0.0.102/24", ["192.0.2.201"], "vxc")
+        _add_vxlan(lab, "net1", 3002, "192.0.2.11", "10.201.0.1/24", ["192.0.2.12"])
+        _add_vxlan(lab, "net2", 3002, "192.0.2.12", "10.201.0.2/24", ["192.0.2.11"])
+        assert pings(lab, "net1", "203.0.113.1") and pings(lab, "net1", "10.0.0.2")
+
+        lab.link("net1", "ext", up=False)
+        assert not pings(lab, "net1", "203.0.113.1")
+        assert pings(lab, "net2", "203.0.113.1")
+        assert pings(lab, "net1", "10.0.0.2")
+        lab.link("net1", "ext", up=True)
+        assert pings(lab, "net1", "203.0.113.1")
+
+        lab.link("net1", "demo-net", up=False)      # only VNI 1001 of net1
+        assert not pings(lab, "net1", "10.0.0.2")
+        assert pings(lab, "net2", "10.0.0.2")
+        assert pings(lab, "net1", "10.201.0.2")
+        assert {"node": "net1", "network": "demo-net"} in lab.status()["cuts"]
+        lab.link("net1", "demo-net", up=True)
+        assert pings(lab, "net1", "10.0.0.2")
+
+        lab.link("net1", "ha", up=False)            # the whole underlay of net1
+        assert not pings(lab, "net1", "10.201.0.2")
+        assert not pings(lab, "net1", "10.0.0.2")
+        assert pings(lab, "net2", "10.0.0.2")
+        assert pings(lab, "net1", "203.0.113.1")
+        lab.link("net1", "ha", up=True)
+        assert pings(lab, "net1", "10.201.0.2")
+        assert lab.status()["cuts"] == []
+    finally:
+        for network in ("ext", "demo-net", "ha"):
+            lab.link("net1", network, up=True)
+        for node in ("net1", "net2"):
+            sh(lab, node, "ip link del vxt; ip link del vxc; ip addr flush dev br-ex "
+                          "scope global", check=False)
+
+
+def test_link_rejects_unknown_names(lab):
+    with pytest.raises(LabError, match="unknown network nope"):
+        lab.link("net1", "nope", up=False)
+    with pytest.raises(LabError, match="unknown node net9"):
+        lab.link("net9", "ha", up=False)
+
+
+def test_crash_kills_every_process_of_the_node_and_boot_brings_it_back_empty(lab):
+    try:
+        sh(lab, "net2", "ip netns add qrouter-crash && echo kept > /etc/l3ha/disk "
+                        "&& echo gone > /run/volatile && mkdir -p /run/l3ha "
+                        "&& (setsid sleep 300 >/dev/null 2>&1 &) "
+                        "&& (ip netns exec qrouter-crash sleep 300 >/dev/null 2>&1 &)")
+        holder = lab.box_pid("net2")
+        pid_ns = _ns_inode(holder, "pid")
+        victims = processes_in_pid_namespaces({pid_ns})
+        assert len(victims) >= 3        # PID 1 and the two sleeps
+        lab.crash("net2")
+        poll(lambda: not processes_in_pid_namespaces({pid_ns}), 1.0,
+             "every process of net2 to die")
+        status = {n["name"]: n for n in lab.status()["nodes"]}
+        assert status["net2"]["alive"] is False and status["net1"]["alive"] is True
+        with pytest.raises(LabError, match="not running"):
+            lab.run("net2", ["true"])
+        assert "ansible_nsenter_pid: 0" in Path(lab.fragment_path).read_text()
+        # `up` on a running lab does not boot a crashed node.
+        lab.up([DEFAULT_INVENTORY])
+        assert {n["name"]: n["alive"] for n in lab.status()["nodes"]}["net2"] is False
+
+        lab.boot("net2")
+        assert lab.box_pid("net2") != holder
+        assert sh(lab, "net2", "ip netns list").stdout.strip() == ""
+        assert sh(lab, "net2", "ls -A /run").stdout.split() == ["lock"]
+        assert sh(lab, "net2", "cat /etc/l3ha/disk").stdout == "kept\n"
+        assert sh(lab, "net2", "pgrep -x sleep", check=False).stdout == ""
+        assert "ansible_nsenter_pid: %d" % lab.box_pid("net2") in Path(
+            lab.fragment_path).read_text()
+        assert pings(lab, "net1", "192.0.2.12")      # re-linked to the underlay
+        sh(lab, "net2", "ip addr add 203.0.113.203/24 dev br-ex")
+        assert pings(lab, "net2", "203.0.113.1")     # and to the bridge network
+    finally:
+        if not lab.status()["nodes"][1]["alive"]:
+            lab.boot("net2")
+        sh(lab, "net2", "rm -f /etc/l3ha/disk; ip addr flush dev br-ex scope global",
+           check=False)
+
+
+def test_up_again_keeps_the_running_nodes(lab):
+    before = {n["name"]: n["pid"] for n in lab.status()["nodes"]}
+    lab.up([DEFAULT_INVENTORY])
+    assert {n["name"]: n["pid"] for n in lab.status()["nodes"]} == before
+    assert pings(lab, "client-ext", "203.0.113.1")
+
+
+def test_probe_measures_replies_and_an_unanswered_target(lab):
+    lab.probe_start("answered", "client-ext", "203.0.113.1", interval=0.01)
+    lab.probe_start("silent", "client-ext", "203.0.113.99", interval=0.01)
+    poll(lambda: pings(lab, "client-ext", "203.0.113.1"), 5, "upstream answering")
+    answered = lab.probe_stop("answered")
+    silent = lab.probe_stop("silent")
+    assert answered["sent"] > 0 and answered["received"] > 0
+    assert answered["received"] <= answered["sent"]
+    assert silent["sent"] > 0 and silent["received"] == 0
+    assert silent["longest_gap"] == pytest.approx(silent["duration"], abs=0.01)
+
+
+def test_cli_exec_passes_the_exit_code_and_status_json(lab):
+    proc = _cli("exec", "net1", "--", "sh", "-c", "hostname; exit 7", lab_dir=lab.dir)
+    assert proc.returncode == 7 and proc.stdout == "net1\n"
+    status = json.loads(_cli("status", "--json", lab_dir=lab.dir).stdout)
+    assert [n["name"] for n in status["nodes"]] == ["net1", "net2"]
+    assert _cli("inventory", lab_dir=lab.dir).stdout.strip() == lab.fragment_path
+    bad = _cli("crash", "nosuchnode", lab_dir=lab.dir)
+    assert bad.returncode == 2 and "unknown node nosuchnode" in bad.stderr
+
+
+def test_ansible_reaches_the_nodes_through_the_fragment(lab):
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
+    proc = subprocess.run(
+        [str(REPO / ".venv/bin/ansible"), "-i", DEFAULT_INVENTORY, "-i", lab.fragment_path,
+         "l3ha_network_nodes", "-m", "command", "-a", "hostname", "-o"],
+        capture_output=True, text=True, env=env, cwd=str(REPO))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "net1 | CHANGED | rc=0 | (stdout) net1" in proc.stdout
+    assert "net2 | CHANGED | rc=0 | (stdout) net2" in proc.stdout
+
+
+# ---- inventory formats and down ------------------------------------------------------
+
+INI_INVENTORY = """\
+[l3ha_network_nodes]
+alpha
+beta l3ha_tunnel_ip=192.0.2.50
+
+[l3ha_network_nodes:vars]
+l3ha_config_dir=/etc/l3ha-labtest-ini
+l3ha_networks={"lan": {"type": "bridge", "bridge": "br-lan", "cidr": "198.51.100.0/24", "external": True}}
+"""
+
+JSON_INVENTORY = {"all": {"children": {"l3ha_network_nodes": {
+    "hosts": {"gamma": {}, "delta": {}},
+    "vars": {"l3ha_networks": {"lan": {"type": "bridge", "bridge": "br-lan",
+                                       "cidr": "198.51.100.0/24", "external": True}}}}}}}
+
+
+@pytest.mark.parametrize("kind", ["ini", "json"])
+def test_ini_and_json_inventories_work(lab_factory, tmp_path, kind):
+    if kind == "ini":
+        path = tmp_path / "hosts.ini"
+        path.write_text(INI_INVENTORY)
+        names, tunnel = ["alpha", "beta"], {"alpha": "192.0.2.11", "beta": "192.0.2.50"}
+    else:
+        path = tmp_path / "hosts.json"
+        path.write_text(json.dumps(JSON_INVENTORY))
+        names, tunnel = ["gamma", "delta"], {"gamma": "192.0.2.11", "delta": "192.0.2.12"}
+    lab = lab_factory([str(path)])
+    nodes = lab.status()["nodes"]
+    assert [n["name"] for n in nodes] == names
+    assert {n["name"]: n["tunnel_ip"] for n in nodes} == tunnel
+    assert sh(lab, names[1], "hostname").stdout.strip() == names[1]
+    assert pings(lab, names[0], tunnel[names[1]])
+    assert "198.51.100.1/24" in sh(lab, "client-lan", "ip -o addr").stdout
+    sh(lab, names[0], "ip addr add 198.51.100.250/24 dev br-lan")
+    assert pings(lab, names[0], "198.51.100.1")
+    if kind == "ini":
+        assert sh(lab, "alpha", "findmnt -n -o TARGET /etc/l3ha-labtest-ini").stdout.strip() \
+            == "/etc/l3ha-labtest-ini"
+
+
+def _host_snapshot():
+    def out(argv):
+        return set(subprocess.run(argv, capture_output=True, text=True,
+                                  check=True).stdout.splitlines())
+    with open("/proc/mounts") as handle:
+        mounts = set(handle.read().splitlines())
+    return {"netns": out(["ip", "netns", "list"]), "links": out(["ip", "-br", "link"]),
+            "mounts": mounts}
+
+
+def test_down_leaves_the_machine_as_before_up(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root")
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(Path(DEFAULT_INVENTORY).read_text().replace(
+        "        net2:\n", "        net2:\n          l3ha_state_dir: /var/lib/l3ha-labtest-down\n"))
+    lab_dir = "/run/l3ha-lab-test-%d-down" % os.getpid()
+    before = _host_snapshot()
+    assert not os.path.exists("/var/lib/l3ha-labtest-down")
+    lab = Lab(lab_dir)
+    try:
+        lab.up([str(inventory)])
+        # Processes of every kind: daemonized, nested netns, a probe.
+        sh(lab, "net1", "ip netns add qrouter-down && (setsid sleep 300 >/dev/null 2>&1 &)"
+                        " && (ip netns exec qrouter-down sleep 300 >/dev/null 2>&1 &)")
+        lab.probe_start("left-running", "client-ext", "203.0.113.1")
+        state = json.loads(Path(lab.state_path).read_text())
+        boxes = [e["box"] for e in list(state["nodes"].values()) + list(
+            state["endpoints"].values())] + [state["switch"]]
+        lab_pid_namespaces = {_ns_inode(b["pid"], "pid") for b in boxes}
+        lab_pids = {b["pid"] for b in boxes} | {b["unshare_pid"] for b in boxes}
+        lab_pids.add(state["probes"]["left-running"]["pid"])
+        assert len(processes_in_pid_namespaces(lab_pid_namespaces)) >= len(boxes) + 2
+        assert os.path.isdir("/var/lib/l3ha-labtest-down")
+        # A crashed node must not stop `down` from cleaning up.
+        lab.crash("net2")
+    finally:
+        down = _cli("down", lab_dir=lab_dir)
+    assert down.returncode == 0, down.stderr
+    assert processes_in_pid_namespaces(lab_pid_namespaces) == []
+    # Orphaned unshare parents are reaped by the host's init, which may take a moment.
+    poll(lambda: not any(os.path.exists("/proc/%d" % p) for p in lab_pids), 10,
+         "the lab's processes to leave the process table")
+    after = _host_snapshot()
+    for kind in ("netns", "links", "mounts"):
+        assert after[kind] - before[kind] == set(), kind
+    assert not os.path.exists(lab_dir)
+    assert not os.path.exists("/var/lib/l3ha-labtest-down")
+    # down on nothing is fine, and so is a second down.
+    assert _cli("down", lab_dir=lab_dir).returncode == 0
