@@ -143,7 +143,7 @@ class Network:
         self.bridge = None
         self.vni = None
         self.vlan_id = None
-        self.interface = None
+        self.physical_device = None
         self.cidrs = []
         self.mtu = None
         self.external = False
@@ -320,7 +320,7 @@ def _read_networks(inputs, raw):
             net.vni = _field(errors, where, "vni", lambda v: to_int(v, 1, VNI_MAX), spec.get("vni"))
         else:
             net.vlan_id = _field(errors, where, "vlan_id", lambda v: to_int(v, 1, 4094), spec.get("vlan_id"))
-            net.interface = _field(errors, where, "interface", _parse_bridge, spec.get("interface"))
+            net.physical_device = _field(errors, where, "physical_device", _parse_bridge, spec.get("physical_device"))
         if net.vni is not None:
             if net.vni in vnis:
                 errors.append("%s: vni %s is also used by network %r" % (where, net.vni, vnis[net.vni]))

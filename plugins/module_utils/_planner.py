@@ -144,9 +144,9 @@ class _Builder:
                     vteps = self.opts.vteps_by_network.get(name, self.opts.vteps_all)
                     self.extra_vteps[name] = vteps
                 else:
-                    segment.update(vlan_id=net.vlan_id, interface=net.interface, device="vl-" + ident,
+                    segment.update(vlan_id=net.vlan_id, physical_device=net.physical_device, device="vl-" + ident,
                                    mtu=net.mtu or underlay)
-                    scope = ("vlan", net.interface, net.vlan_id)
+                    scope = ("vlan", net.physical_device, net.vlan_id)
             self.segments[name] = segment
             self.scopes[name] = scope
 

@@ -69,7 +69,7 @@ options:
     description:
       - The networks (C(l3ha_networks)), by name. C(type) is C(bridge) (with C(bridge), an
         existing operator bridge), C(vxlan) (with C(vni)) or C(vlan) (with C(vlan_id) and
-        C(interface)). Optional C(cidr) (a string or a list) restricts the addresses routers
+        C(physical_device), not lab-tested). Optional C(cidr) (a string or a list) restricts the addresses routers
         may use on it, C(mtu), and C(external).
     type: dict
     default: {}
