@@ -39,10 +39,10 @@ def _example():
     settings = group["vars"]
     nodes = dict((name, {"tunnel_ip": "192.0.2.%d" % (11 + i), "availability_zone": host["l3ha_availability_zone"]})
                  for i, (name, host) in enumerate(sorted(group["hosts"].items())))
-    networks = dict(settings["l3ha_networks"], vlan100={"type": "vlan", "vlan_id": 100, "physical_device": "eth1",
-                                                         "cidr": "10.100.0.0/24"})
-    routers = settings["l3ha_routers"] + [{"name": "vlan-r1", "tenant": "demo",
-                                          "interfaces": [{"network": "vlan100", "address": "10.100.0.1/24"}]}]
+    vlan = {"type": "vlan", "vlan_id": 100, "physical_device": "eth1", "cidr": "10.100.0.0/24"}
+    networks = dict(settings["l3ha_networks"], vlan100=vlan)
+    vlan_router = {"name": "vlan-r1", "tenant": "demo", "interfaces": [{"network": "vlan100", "address": "10.100.0.1/24"}]}
+    routers = settings["l3ha_routers"] + [vlan_router]
     options = dict((key[len("l3ha_"):], value) for key, value in settings.items()
                    if key not in ("l3ha_networks", "l3ha_routers"))
     return ok(routers, nodes, networks=networks, **options)
