@@ -110,6 +110,10 @@ ERRORS = [
      "network 'net-b': vni 2500 is inside ha_vni_range 2000..2999"),
     ("bridge name too long", _set(("networks", "ext", "bridge"), "br-external-uplink"),
      "network 'ext': bridge 'br-external-uplink' is not a device name"),
+    ("vlan without vlan_id", _set(("networks", "net-b"), {"type": "vlan", "physical_device": "eth1"}),
+     "network 'net-b': vlan_id None is not an integer"),
+    ("vlan without physical device", _set(("networks", "net-b"), {"type": "vlan", "vlan_id": 10}),
+     "network 'net-b': physical_device None is not a device name"),
     ("reserved network name", _set(("networks", "ha-x"), {"type": "vxlan", "vni": 1003}),
      "network 'ha-x': name: names starting with 'ha-' are reserved"),
     ("network cidr host bits", _set(("networks", "net-b", "cidr"), "10.1.0.1/16"),
@@ -361,6 +365,24 @@ def test_node_entry_matches_the_reconciler_contract():
                                  "remotes": ["192.0.2.12", "192.0.2.200"]}
     assert segments["ha-demo-0"]["remotes"] == ["192.0.2.12"]  # HA segments: only other nodes
     assert set(segments) == {"ext", "net-a", "ha-demo-0"}  # net-b is unused
+
+
+def test_remote_vteps_for_every_vxlan_network_but_not_ha_segments():
+    spec = router("r1")
+    spec["interfaces"].append({"network": "net-b", "address": "10.1.1.1/24"})
+    result = ok([spec], nodes("az1", "az2"), vxlan_remote_vteps=["192.0.2.201", "192.0.2.11"])
+    segments = result["nodes"]["net1"]["segments"]
+    assert segments["net-a"]["remotes"] == segments["net-b"]["remotes"] == ["192.0.2.12", "192.0.2.201"]
+    assert segments["ha-demo-0"]["remotes"] == ["192.0.2.12"]
+    assert result["nodes"]["net2"]["segments"]["net-a"]["remotes"] == ["192.0.2.11", "192.0.2.201"]
+
+
+def test_vlan_network_segment():
+    networks = dict(NETWORKS, vl={"type": "vlan", "vlan_id": 100, "physical_device": "eth1"})
+    result = ok([bare("r1", interfaces=[{"network": "vl", "address": "10.5.0.1/24"}])], networks=networks)
+    ident = hashlib.sha256(b"vl").hexdigest()[:8]
+    assert result["nodes"]["net1"]["segments"]["vl"] == {"type": "vlan", "vlan_id": 100, "physical_device": "eth1",
+                                                         "bridge": "brq-" + ident, "device": "vl-" + ident, "mtu": 1500}
 
 
 def test_macs_shared_ports_equal_on_replicas_ha_port_per_node():
