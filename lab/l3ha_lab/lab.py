@@ -22,7 +22,7 @@ from l3ha_lab.model import LabError
 
 DEFAULT_LAB_DIR = "/run/l3ha-lab"
 SWITCH = "switch"
-UNDERLAY_NETWORK = "ha"
+UNDERLAY_NETWORK = model.UNDERLAY_NAME
 UNDERLAY_BRIDGE = "br-ul"
 NODE_UNDERLAY_IF = "ul0"
 NFT_TABLE = "l3lab"

@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 UNDERLAY = ipaddress.ip_network("192.0.2.0/24")
+UNDERLAY_NAME = "ha"          # `link NODE ha down` cuts the underlay
 FIRST_NODE_HOST = 11          # nodes get 192.0.2.11, .12, ...
 FIRST_VTEP_HOST = 201         # endpoints on vxlan networks get 192.0.2.201, .202, ...
 VXLAN_PORT = 4789
@@ -220,11 +221,18 @@ def _build_networks(networks_in, routers, errors):
             errors.append("network %s: type vlan is not supported by the lab (no 802.1Q here)" % name)
         else:
             errors.append("network %s: type must be bridge or vxlan, got %r" % (name, kind))
+        if name == UNDERLAY_NAME:
+            errors.append("network %s: the name is reserved for the lab's underlay" % name)
         for cidr in _as_list(spec.get("cidr")):
             try:
-                net["cidrs"].append(str(ipaddress.ip_network(str(cidr), strict=True)))
+                parsed = ipaddress.ip_network(str(cidr), strict=True)
             except ValueError as exc:
                 errors.append("network %s: cidr %r is not a network (%s)" % (name, cidr, exc))
+                continue
+            if parsed.version == 4 and parsed.overlaps(UNDERLAY):
+                errors.append("network %s: cidr %s overlaps the lab underlay %s"
+                              % (name, parsed, UNDERLAY))
+            net["cidrs"].append(str(parsed))
         networks[name] = net
     for name in sorted(gateway_networks - set(networks)):
         errors.append("routers: gateway.network %s is not in l3ha_networks" % name)

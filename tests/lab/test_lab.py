@@ -118,13 +118,15 @@ def test_topology_keeps_inventory_tunnel_ips_and_numbers_the_rest_around_them():
 def test_topology_reports_every_bad_field_at_once():
     networks = {"a": {"type": "vxlan", "vni": "x", "cidr": "10.0.0.0/24"},
                 "b": {"type": "bridge", "cidr": "10.0.1.0/33"},
-                "c": {"type": "vlan"}}
+                "c": {"type": "vlan"},
+                "ha": {"type": "bridge", "bridge": "br-ha", "cidr": "192.0.2.128/25"}}
     listing = _listing(networks, [], extra_vars={"l3ha_tunnel_ip": "10.9.9.9"})
     with pytest.raises(LabError) as caught:
         model.build_topology(listing)
     message = str(caught.value)
     for expected in ("network a: vni", "network b: bridge", "network b: cidr",
-                     "network c: type vlan", "node net1: l3ha_tunnel_ip",
+                     "network c: type vlan", "network ha: the name is reserved",
+                     "network ha: cidr 192.0.2.128/25 overlaps", "node net1: l3ha_tunnel_ip",
                      "node net2: l3ha_tunnel_ip"):
         assert expected in message
 
