@@ -4,7 +4,7 @@ from collections import Counter
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from test_planner_helpers import bare, facts_of, nodes, replicas, run
+from test_planner_helpers import bare, facts_of, nodes, replicas, router, run
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -24,7 +24,8 @@ def scenarios(draw):
     min_nodes = draw(st.integers(1, min(open_nodes, max_nodes or open_nodes)))
     routers = []
     for index in range(draw(st.integers(1, 12))):
-        spec = bare("r%d" % index, tenant=draw(st.sampled_from(["t1", "t2"])))
+        tenant = draw(st.sampled_from(["t1", "t2"]))
+        spec = router("r%d" % index, index + 1, tenant=tenant) if draw(st.booleans()) else bare("r%d" % index, tenant=tenant)
         if draw(st.integers(0, 4)) == 0:
             spec.update(ha=False, min_nodes=1)
         elif draw(st.integers(0, 4)) == 0:
@@ -71,7 +72,21 @@ def check_invariants(result, scenario):
                          if r["name"] == router["name"]]
                 assert sorted(router["peers"]) == sorted(peers)
     assert all(n == 1 for n in seen_vrids.values()), "a VRID twice in a segment"
+    check_names_and_macs(result)
     assert all(n == 1 for n in seen_addresses.values()), "an HA address twice in a segment"
+
+
+def check_names_and_macs(result):
+    """Root-namespace device names are unique per node; a MAC belongs to one port per segment."""
+    owners = {}
+    for node, planned in result["nodes"].items():
+        peers = [p["peer"] for r in planned["routers"] for p in r["ports"]]
+        assert len(peers) == len(set(peers)), node
+        for r in planned["routers"]:
+            for port in r["ports"]:
+                # qg/qr ports are one port on every replica; an ha port is one per node
+                owner = (r["name"], port["name"], node if port["kind"] == "ha" else None)
+                assert owners.setdefault((port["segment"], port["mac"]), owner) == owner, (port, owner)
 
 
 def placed_values(result):
