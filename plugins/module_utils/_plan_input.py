@@ -652,6 +652,9 @@ def _read_floating_ips(errors, where, router, raw):
         if router.gateway is None:
             errors.append("%s: %s needs a gateway" % (where, field))
             continue
+        if external.version != internal.version:
+            errors.append("%s: %s.internal %s is not of the external address's family" % (where, field, internal))
+            continue
         subnets = [a for a in router.gateway.addresses if a.version == external.version]
         if not subnets or not inside(int(external), external.version, subnets[0]):
             errors.append("%s: %s.external %s is outside the external subnet %s"

@@ -66,6 +66,8 @@ ERRORS = [
      "router 'r2': floating_ips[0].external 198.51.100.7 is outside the external subnet 203.0.113.0/24"),
     ("floating internal not internal", _set(("routers", 1, "floating_ips", 0, "internal"), "10.9.9.9"),
      "router 'r2': floating_ips[0].internal 10.9.9.9 is not in an internal subnet of the router"),
+    ("floating ip across families", _set(("routers", 1, "floating_ips", 0, "internal"), "fd00:1::5"),
+     "router 'r2': floating_ips[0].internal fd00:1::5 is not of the external address's family"),
     ("floating ip twice", _set(("routers", 0, "floating_ips"), [{"external": "203.0.113.50", "internal": "10.0.1.5"}]),
      "floating_ips[0].external 203.0.113.50 on network 'ext' is already used by router"),
     ("floating ip is a gateway address", _set(("routers", 1, "floating_ips", 0, "external"), "203.0.113.11"),
