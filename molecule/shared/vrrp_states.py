@@ -2,7 +2,8 @@
 """vrrp_states.py LAB NODE...: the recorded VRRP state of every router on every node.
 
 Prints JSON: {"nodes": {node: {"alive": bool, "routers": {router: state}}},
-              "masters": {router: [nodes where it is master]}}.
+              "masters": {router: [nodes where it is master]},
+              "busiest": the live node with the most masters (ties: first by name)}.
 Reads each node's state files through `LAB exec NODE`; a node that cannot be reached
 (crashed) is reported with alive false. Real traffic is checked separately."""
 import json
@@ -33,6 +34,9 @@ def main(lab, nodes):
             report["masters"].setdefault(router, [])
             if state == "master":
                 report["masters"][router].append(node)
+    counts = dict((node, sum(1 for masters in report["masters"].values() if node in masters))
+                  for node in nodes if report["nodes"][node]["alive"])
+    report["busiest"] = min(counts, key=lambda node: (-counts[node], node)) if counts else None
     json.dump(report, sys.stdout, indent=1, sort_keys=True)
     print()
 
