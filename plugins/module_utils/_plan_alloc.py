@@ -73,14 +73,29 @@ class _VridTable:
                 return vrid
         return None
 
-    def first_with(self, vrid=None, start=0):
-        """The lowest segment index from `start` where vrid (or any VRID) is free."""
-        index = start
-        while True:
-            used = self.segment(index)
-            if (vrid is None and len(used) < VRID_MAX) or (vrid is not None and vrid not in used):
-                return index
+    def has_room(self, index, vrid=None):
+        """Whether segment `index` has `vrid` (or, without one, any VRID) free."""
+        used = self.segment(index)
+        return len(used) < VRID_MAX if vrid is None else vrid not in used
+
+    def first_with(self, vrid=None):
+        """The lowest segment index with room for `vrid` (or any VRID)."""
+        index = 0
+        while not self.has_room(index, vrid):
             index += 1
+        return index
+
+
+def _reported_vrid(existing, router):
+    """(segment index, vrid) the nodes report for this router in its tenant, or (None, None)."""
+    claim = existing.claim(router.name)
+    index = None if claim is None or claim[0] != router.tenant else _segment_index(claim[1], router.tenant)
+    if index is None:
+        return None, None
+    try:
+        return index, to_int(claim[2], 1, VRID_MAX)
+    except Invalid:
+        return index, None
 
 
 def assign_vrids(routers, existing, errors):
@@ -103,14 +118,7 @@ def assign_vrids(routers, existing, errors):
                                   % (router.name, router.vrid, pinned_by[router.vrid], tenant))
                     continue
                 pinned_by[router.vrid] = router.name
-            claim = existing.claim(router.name)
-            index = None if claim is None or claim[0] != tenant else _segment_index(claim[1], tenant)
-            vrid = None
-            if index is not None:
-                try:
-                    vrid = to_int(claim[2], 1, VRID_MAX)
-                except Invalid:
-                    vrid = None
+            index, vrid = _reported_vrid(existing, router)
             if vrid is not None and router.vrid in (None, vrid) and table.take(index, vrid):
                 result[router.name] = (segment_key(tenant, index), vrid)
             else:
@@ -118,8 +126,8 @@ def assign_vrids(routers, existing, errors):
         # Pins before the rest, so a pinned VRID is not handed to an unpinned router first.
         pending.sort(key=lambda item: (item[0].vrid is None, item[0].name))
         for router, index in pending:
-            if index is not None and (router.vrid is None and table.lowest_free(index) is not None
-                                      or router.vrid is not None and router.vrid not in table.segment(index)):
+            # Stay in the old segment when it has room: a new segment means a new ha port.
+            if index is not None and table.has_room(index, router.vrid):
                 chosen = index
             else:
                 chosen = table.first_with(router.vrid)
