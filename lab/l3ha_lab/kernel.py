@@ -12,11 +12,13 @@ import subprocess
 import sys
 import time
 
+from l3ha_lab.model import LabError
+
 LAB_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-class BoxError(Exception):
-    pass
+class BoxError(LabError):
+    """A box could not be started or a command in it failed."""
 
 
 def start_time(pid):

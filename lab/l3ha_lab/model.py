@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 UNDERLAY = ipaddress.ip_network("192.0.2.0/24")
+RESERVED_IFNAMES = ("lo", "ul0")  # and uplink<N>: the node's ports
 UNDERLAY_NAME = "ha"          # `link NODE ha down` cuts the underlay
 FIRST_NODE_HOST = 11          # nodes get 192.0.2.11, .12, ...
 FIRST_VTEP_HOST = 201         # endpoints on vxlan networks get 192.0.2.201, .202, ...
@@ -160,6 +161,9 @@ def _build_nodes(node_names, hostvars, errors):
                                           and not value.startswith("/run")):
                 errors.append("node %s: %s must be an absolute path outside /run, got %r"
                               % (name, field, value))
+            elif value is not None and os.path.exists(value) and not os.path.isdir(value):
+                errors.append("node %s: %s %s exists and is not a directory"
+                              % (name, field, value))
         nodes.append({
             "name": name,
             "tunnel_ip": hv.get("l3ha_tunnel_ip"),
@@ -234,6 +238,15 @@ def _build_networks(networks_in, routers, errors):
                               % (name, parsed, UNDERLAY))
             net["cidrs"].append(str(parsed))
         networks[name] = net
+    bridges = {}
+    for name, net in networks.items():
+        if net.get("bridge"):
+            if net["bridge"] in bridges:
+                errors.append("network %s: bridge %s is also the bridge of network %s"
+                              % (name, net["bridge"], bridges[net["bridge"]]))
+            elif net["bridge"] in RESERVED_IFNAMES or net["bridge"].startswith("uplink"):
+                errors.append("network %s: bridge %s is a name the lab uses" % (name, net["bridge"]))
+            bridges[net["bridge"]] = name
     for name in sorted(gateway_networks - set(networks)):
         errors.append("routers: gateway.network %s is not in l3ha_networks" % name)
     return networks

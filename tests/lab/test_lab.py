@@ -119,14 +119,18 @@ def test_topology_reports_every_bad_field_at_once():
     networks = {"a": {"type": "vxlan", "vni": "x", "cidr": "10.0.0.0/24"},
                 "b": {"type": "bridge", "cidr": "10.0.1.0/33"},
                 "c": {"type": "vlan"},
-                "ha": {"type": "bridge", "bridge": "br-ha", "cidr": "192.0.2.128/25"}}
+                "ha": {"type": "bridge", "bridge": "br-ha", "cidr": "192.0.2.128/25"},
+                "d": {"type": "bridge", "bridge": "br-ha"},
+                "e": {"type": "bridge", "bridge": "ul0"}}
     listing = _listing(networks, [], extra_vars={"l3ha_tunnel_ip": "10.9.9.9"})
     with pytest.raises(LabError) as caught:
         model.build_topology(listing)
     message = str(caught.value)
     for expected in ("network a: vni", "network b: bridge", "network b: cidr",
                      "network c: type vlan", "network ha: the name is reserved",
-                     "network ha: cidr 192.0.2.128/25 overlaps", "node net1: l3ha_tunnel_ip",
+                     "network ha: cidr 192.0.2.128/25 overlaps",
+                     "network d: bridge br-ha is also the bridge of network ha",
+                     "network e: bridge ul0 is a name the lab uses", "node net1: l3ha_tunnel_ip",
                      "node net2: l3ha_tunnel_ip"):
         assert expected in message
 
@@ -440,3 +444,31 @@ def test_down_leaves_the_machine_as_before_up(tmp_path):
     assert not os.path.exists("/var/lib/l3ha-labtest-down")
     # down on nothing is fine, and so is a second down.
     assert _cli("down", lab_dir=lab_dir).returncode == 0
+
+
+def test_down_cleans_up_after_an_up_that_failed_half_way(monkeypatch):
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root")
+    lab_dir = "/run/l3ha-lab-test-%d-halfway" % os.getpid()
+    before = _host_snapshot()
+
+    def broken_endpoints(self, state, topology):
+        raise LabError("injected failure after the nodes were made")
+
+    monkeypatch.setattr(Lab, "_ensure_endpoints", broken_endpoints)
+    lab = Lab(lab_dir)
+    try:
+        with pytest.raises(LabError, match="injected"):
+            lab.up([DEFAULT_INVENTORY])
+        state = json.loads(Path(lab.state_path).read_text())
+        boxes = [n["box"] for n in state["nodes"].values()] + [state["switch"]]
+        namespaces = {_ns_inode(b["pid"], "pid") for b in boxes}
+        assert len(processes_in_pid_namespaces(namespaces)) == 3
+    finally:
+        down = _cli("down", lab_dir=lab_dir)
+    assert down.returncode == 0, down.stderr
+    assert processes_in_pid_namespaces(namespaces) == []
+    after = _host_snapshot()
+    for kind in ("netns", "links", "mounts"):
+        assert after[kind] - before[kind] == set(), kind
+    assert not os.path.exists(lab_dir)
