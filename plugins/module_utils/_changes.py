@@ -60,8 +60,8 @@ class Changes(object):
             result.append({
                 'before_header': self.owner,
                 'after_header': self.owner,
-                'before': ''.join('%s: %s\n' % (f, _text(b)) for f, b, _ in fields),
-                'after': ''.join('%s: %s\n' % (f, _text(a)) for f, _, a in fields),
+                'before': ''.join('%s: %s\n' % (f, _text(b)) for f, b, a in fields),
+                'after': ''.join('%s: %s\n' % (f, _text(a)) for f, b, a in fields),
             })
         for path, before, after in self.files:
             result.append({

@@ -97,7 +97,7 @@ options:
     type: str
     default: nft
 author:
-  - l3ha.routers contributors
+  - l3ha.routers developers (@l3ha)
 '''
 
 EXAMPLES = r'''

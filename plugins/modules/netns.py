@@ -40,7 +40,7 @@ options:
 notes:
   - Removing a namespace unmounts its name; processes still running in it keep it alive.
 author:
-  - l3ha.routers contributors
+  - l3ha.routers developers (@l3ha)
 '''
 
 EXAMPLES = r'''

@@ -44,7 +44,7 @@ options:
     description: Name to report in C(l3ha_node.name). Default is the host name.
     type: str
 author:
-  - l3ha.routers contributors
+  - l3ha.routers developers (@l3ha)
 '''
 
 EXAMPLES = r'''

@@ -87,7 +87,7 @@ options:
     description: ifalias of O(peer).
     type: str
 author:
-  - l3ha.routers contributors
+  - l3ha.routers developers (@l3ha)
 '''
 
 EXAMPLES = r'''

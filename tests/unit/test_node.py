@@ -115,7 +115,8 @@ SEGMENTS = {"ha": {"type": "vxlan", "vni": 2000, "bridge": "brq-1", "device": "v
             "ext": {"type": "bridge", "bridge": "br-ex", "mtu": 1500}}
 
 
-def errors_of(routers, segments=SEGMENTS, local_ip="192.0.2.11", root=None):
+def errors_of(routers, segments=None, local_ip="192.0.2.11", root=None):
+    segments = SEGMENTS if segments is None else segments
     errors = Errors()
     _node.validate_routers(routers, segments, errors)
     root = root or FakeSpace(links=[Link(2, "br-ex", kind="bridge")])
@@ -232,7 +233,7 @@ def test_vlan_segment_plumbing():
     assert vlan == [{"ifname": "eth1.100", "kind": "vlan", "ifalias": "l3ha:v", "vlan_id": 100,
                      "link": 5, "mtu": 1500}]
     assert root.link("eth1.100").master == root.link("brq-2").index
-    assert not any(kind == "fdb" for kind, _, _ in root.route.calls)
+    assert not any(call[0] == "fdb" for call in root.route.calls)
 
 
 # ---------------------------------------------------------------- veth decisions
@@ -286,7 +287,7 @@ def test_misplaced_end_is_reported_as_a_move():
 
 
 def test_absent_namespace_means_created():
-    _, root = veth_pair()
+    root = veth_pair()[1]
     changes = Changes("x")
     ensure_veth(AbsentSpace("ns9"), root, root, spec(name="qr-9", peer="vqr9"), changes, check_mode=True)
     assert changes.lines() == ["qr-9: absent -> created"]
@@ -337,7 +338,7 @@ def test_file_drift_content_and_mode(tmp_path):
     assert file_drift(path, "x", 0o700) == [("mode", "0755", "0700")]
     write_atomic(path, "y", 0o700)
     assert file_drift(path, "x", 0o700) == [("content", "y", "x")]
-    assert [p for p in os.listdir(str(tmp_path))] == ["notify.sh"]  # no temporary files left
+    assert os.listdir(str(tmp_path)) == ["notify.sh"]  # no temporary files left
 
 
 def test_router_json_holds_planned_values_and_metadata():
