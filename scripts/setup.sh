@@ -45,7 +45,7 @@ fi
 
 pip_version=$(grep -oP "pip='\K[0-9.]+" .venv-sanity/lib/python3.*/site-packages/ansible_test/_internal/python_requirements.py | head -1)
 mkdir -p ~/.ansible/test/cache
-install -m 0644 scripts/offline_get_pip.py ~/.ansible/test/cache/get_pip_${pip_version//./_}.py
+install -m 0644 scripts/offline_get_pip.py ~/.ansible/test/cache/"get_pip_${pip_version//./_}.py"
 
 # Make `l3ha.routers.*` resolve to this checkout (ansible.cfg points here).
 mkdir -p .build/collections/ansible_collections/l3ha

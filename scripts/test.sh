@@ -2,7 +2,7 @@
 # `make test`: unit tests, ansible-test sanity, ansible-lint, lab tests, molecule.
 # With arguments, runs only the named stages.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 export PATH="$PWD/.venv/bin:$PATH" ANSIBLE_CONFIG="$PWD/ansible.cfg"
 stages=("$@")
 ((${#stages[@]})) || stages=(unit sanity lint labtest molecule)

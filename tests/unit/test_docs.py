@@ -4,10 +4,14 @@ import os
 import pathlib
 import subprocess
 
+import sys
+
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-ENV = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
+# ansible-doc from the same venv as the running pytest, with this checkout's collection.
+BIN = pathlib.Path(sys.executable).parent
+ENV = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), PATH=f"{BIN}:{os.environ['PATH']}")
 PLUGIN_TYPES = {"modules": "module", "filter": "filter", "lookup": "lookup", "inventory": "inventory"}
 
 
