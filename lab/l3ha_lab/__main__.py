@@ -15,8 +15,8 @@ def _print_status(status):
     print("fragment: %s" % status["fragment"])
     print("%-12s %-8s %-6s %s" % ("NODE", "PID", "ALIVE", "TUNNEL IP"))
     for node in status["nodes"]:
-        print("%-12s %-8s %-6s %s" % (node["name"], node["pid"] or "-",
-                                     "yes" if node["alive"] else "no", node["tunnel_ip"]))
+        alive = "yes" if node["alive"] else "no"
+        print("%-12s %-8s %-6s %s" % (node["name"], node["pid"] or "-", alive, node["tunnel_ip"]))
     print("%-20s %-6s %-15s %s" % ("ENDPOINT", "ALIVE", "VTEP", "ADDRESSES"))
     for endpoint in status["endpoints"]:
         addresses = "; ".join("%s: %s" % (net, ", ".join(addrs))

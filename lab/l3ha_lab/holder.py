@@ -79,14 +79,6 @@ def _setup(args):
     if args.run_tmpfs:
         _mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755")
         os.makedirs("/run/lock", exist_ok=True)
-    _set_sysctls(args.sysctl)
-
-
-def _set_sysctls(pairs):
-    for pair in pairs:
-        key, value = pair.split("=", 1)
-        with open("/proc/sys/" + key.replace(".", "/"), "w") as handle:
-            handle.write(value)
 
 
 def _reap_forever():
@@ -108,7 +100,6 @@ def main(argv=None):
     parser.add_argument("--hostname", required=True)
     parser.add_argument("--ready-fd", type=int, required=True)
     parser.add_argument("--bind", action="append", default=[], help="SOURCE:TARGET")
-    parser.add_argument("--sysctl", action="append", default=[], help="KEY=VALUE")
     parser.add_argument("--run-tmpfs", action="store_true")
     parser.add_argument("--sysfs", action="store_true")
     parser.add_argument("--serve", action="store_true", help="run the upstream servers")

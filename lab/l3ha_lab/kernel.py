@@ -6,6 +6,7 @@ a pid whose start time still matches (pids get reused).
 """
 
 import os
+import select
 import shlex
 import signal
 import subprocess
@@ -39,7 +40,7 @@ def is_alive(pid, started):
 
 
 def spawn_box(hostname, log_path, binds=(), run_tmpfs=False, sysfs=True, serve=False,
-              sysctls=(), timeout=20.0):
+              timeout=20.0):
     """Start a box and return {pid, start, unshare_pid} once it is set up."""
     read_fd, write_fd = os.pipe()
     argv = ["unshare", "--net", "--mount", "--uts", "--ipc", "--pid", "--fork",
@@ -48,8 +49,6 @@ def spawn_box(hostname, log_path, binds=(), run_tmpfs=False, sysfs=True, serve=F
             "--hostname", hostname, "--ready-fd", str(write_fd)]
     for source, target in binds:
         argv += ["--bind", "%s:%s" % (source, target)]
-    for sysctl in sysctls:
-        argv += ["--sysctl", sysctl]
     if run_tmpfs:
         argv.append("--run-tmpfs")
     if sysfs:
@@ -58,30 +57,27 @@ def spawn_box(hostname, log_path, binds=(), run_tmpfs=False, sysfs=True, serve=F
         argv.append("--serve")
     unshare_pid = spawn_detached(argv, log_path, pass_fds=(write_fd,))
     os.close(write_fd)
+    unshare_start = start_time(unshare_pid)
     with os.fdopen(read_fd) as ready:
-        message = ready.readline().strip()
-    unshare = {"pid": unshare_pid, "start": start_time(unshare_pid)}
-    if message != "ready":
-        kill_leftovers(unshare)
+        readable = select.select([ready], [], [], timeout)[0]
+        message = ready.readline().strip() if readable else "no answer in %d s" % timeout
+    holders = _children(unshare_pid) if start_time(unshare_pid) == unshare_start else []
+    if message != "ready" or len(holders) != 1:
+        for pid in holders + [unshare_pid]:
+            kill_leftovers({"pid": pid, "start": start_time(pid)})
         detail = message or "exited during set-up"
         raise BoxError("box %s did not start: %s (log: %s)" % (hostname, detail, log_path))
-    deadline = time.monotonic() + timeout
-    pid = None
-    while pid is None:
-        try:
-            with open("/proc/%d/task/%d/children" % (unshare_pid, unshare_pid)) as handle:
-                children = handle.read().split()
-        except FileNotFoundError:
-            children = []
-        if children:
-            pid = int(children[0])
-        elif time.monotonic() > deadline:
-            kill_leftovers(unshare)
-            raise BoxError("box %s: no holder process found" % hostname)
-        else:
-            time.sleep(0.005)
+    pid = holders[0]
     return {"pid": pid, "start": start_time(pid), "unshare_pid": unshare_pid,
-            "unshare_start": unshare["start"]}
+            "unshare_start": unshare_start}
+
+
+def _children(pid):
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as handle:
+            return [int(child) for child in handle.read().split()]
+    except FileNotFoundError:
+        return []
 
 
 def spawn_detached(argv, log_path, pass_fds=()):
@@ -150,8 +146,8 @@ def run_in(pid, argv, check=True, net_only=False, input_text=None):
     proc = subprocess.run(nsenter_argv(pid, net_only) + list(argv), input=input_text,
                           capture_output=True, text=True, check=False)
     if check and proc.returncode != 0:
-        raise BoxError("in box pid %d: %s failed: %s" % (pid, " ".join(argv),
-                                                          (proc.stderr or proc.stdout).strip()))
+        output = (proc.stderr or proc.stdout).strip()
+        raise BoxError("in box pid %d: %s failed: %s" % (pid, " ".join(argv), output))
     return proc
 
 

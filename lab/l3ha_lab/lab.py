@@ -398,8 +398,8 @@ class Lab:
                 match, port = "", "n%d-b%d" % (i, state["networks"][network]["index"])
             else:
                 # Only this VNI: the VXLAN header's VNI sits 12 bytes into the UDP header.
-                match = "udp dport %d @th,96,24 %d " % (model.VXLAN_PORT,
-                                                       state["networks"][network]["vni"])
+                vni = state["networks"][network]["vni"]
+                match = "udp dport %d @th,96,24 %d " % (model.VXLAN_PORT, vni)
                 port = "n%d-ul" % i
             rules += ['    iifname "%s" %sdrop' % (port, match),
                       '    oifname "%s" %sdrop' % (port, match)]

@@ -55,8 +55,8 @@ def run(target, interval, out_path, owner_pid=None, owner_start=None, max_second
     sock = socket.socket(family, socket.SOCK_DGRAM)
     sock.setblocking(False)
     stopping = []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
-    signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
+    signal.signal(signal.SIGTERM, lambda *args: stopping.append(True))
+    signal.signal(signal.SIGINT, lambda *args: stopping.append(True))
     with open(out_path + ".running", "w"):
         pass  # tells probe_start that SIGTERM now ends us cleanly
     start = time.time()
@@ -81,7 +81,7 @@ def run(target, interval, out_path, owner_pid=None, owner_start=None, max_second
                 next_send = now + interval  # never burst to catch up after a stall
         wait = max(0.0, min(next_send - time.monotonic(), 0.5))
         try:
-            readable, _, _ = select.select([sock], [], [], wait)
+            readable = select.select([sock], [], [], wait)[0]
         except InterruptedError:
             continue
         if readable:
@@ -89,7 +89,7 @@ def run(target, interval, out_path, owner_pid=None, owner_start=None, max_second
     # A short grace for replies still in flight.
     end = time.monotonic() + min(0.2, max(interval * 5, 0.05))
     while time.monotonic() < end:
-        readable, _, _ = select.select([sock], [], [], max(0.0, end - time.monotonic()))
+        readable = select.select([sock], [], [], max(0.0, end - time.monotonic()))[0]
         if readable:
             _drain(sock, replies, seen)
     result = summarize(start, replies, last_send, sent)
