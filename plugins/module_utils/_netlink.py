@@ -17,6 +17,7 @@ import ctypes.util
 import errno
 import ipaddress
 import os
+import socket
 
 try:
     from pyroute2 import IPRoute
@@ -295,10 +296,80 @@ class Namespace(object):
         self.route.addr('add', index=self.link(name).index, address=str(iface.ip),
                         prefixlen=iface.network.prefixlen)
 
+    # routes (main table, not kernel-made)
+    def routes(self):
+        return _routes_of(self)
+
+    def add_route(self, route):
+        attrs = {'dst': route.destination}
+        if route.nexthop:
+            attrs['gateway'] = route.nexthop
+        if route.device:
+            attrs['oif'] = self.link(route.device).index
+        self.route.route('add', **attrs)
+
+    def delete_route(self, route):
+        attrs = {'dst': route.destination, 'table': RT_TABLE_MAIN}
+        if route.nexthop:
+            attrs['gateway'] = route.nexthop
+        self.route.route('del', **attrs)
+
     def delete_address(self, name, cidr):
         iface = ipaddress.ip_interface(cidr)
         self.route.addr('del', index=self.link(name).index, address=str(iface.ip),
                         prefixlen=iface.network.prefixlen)
+
+
+RT_PROTO_KERNEL = 2
+RT_TABLE_MAIN = 254
+RT_TABLE_LOCAL = 255
+
+
+def _route_table(msg):
+    return msg.get_attr('RTA_TABLE') or msg['table']
+
+
+class Route(object):
+    """A route as (destination, nexthop, device) strings, comparable with planned routes."""
+
+    def __init__(self, destination, nexthop=None, device=None):
+        self.destination = normalize_network(destination)
+        self.nexthop = nexthop
+        self.device = device
+
+    def key(self):
+        return (self.destination, self.nexthop, self.device)
+
+    def __eq__(self, other):
+        return self.key() == other.key()
+
+    def __hash__(self):
+        return hash(self.key())
+
+    def __repr__(self):
+        text = self.destination
+        if self.nexthop:
+            text += ' via ' + self.nexthop
+        if self.device:
+            text += ' dev ' + self.device
+        return text
+
+
+def normalize_network(cidr):
+    return str(ipaddress.ip_network(cidr, strict=False))
+
+
+def _routes_of(space):
+    """Non-kernel routes of the main table (the ones a reconciler or keepalived adds)."""
+    names = dict((link.index, link.name) for link in space.links().values())
+    found = []
+    for msg in space.route.get_routes(table=RT_TABLE_MAIN):
+        if msg['proto'] == RT_PROTO_KERNEL or _route_table(msg) != RT_TABLE_MAIN:
+            continue
+        family_any = '0.0.0.0' if msg['family'] == socket.AF_INET else '::'
+        dst = '%s/%d' % (msg.get_attr('RTA_DST') or family_any, msg['dst_len'])
+        found.append(Route(dst, msg.get_attr('RTA_GATEWAY'), names.get(msg.get_attr('RTA_OIF'))))
+    return found
 
 
 def normalize_cidr(cidr):

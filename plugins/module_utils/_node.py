@@ -21,8 +21,8 @@ from ansible_collections.l3ha.routers.plugins.module_utils._files import (
     ensure_dir, file_drift, read_text, remove_tree, sha256_text, write_atomic,
 )
 from ansible_collections.l3ha.routers.plugins.module_utils._netlink import (
-    Namespace, create_namespace, delete_namespace, entered, is_ipv6_link_local,
-    list_namespaces, normalize_cidr, read_sysctl, write_sysctl,
+    RT_PROTO_KERNEL, RT_TABLE_LOCAL, Namespace, Route, create_namespace, delete_namespace, entered,
+    is_ipv6_link_local, list_namespaces, normalize_cidr, read_sysctl, write_sysctl,
 )
 from ansible_collections.l3ha.routers.plugins.module_utils._ports import (
     AbsentSpace, VethSpec, ensure_veth,
@@ -36,8 +36,8 @@ from ansible_collections.l3ha.routers.plugins.module_utils._supervisor import (
     systemd_command, systemd_unit, wait_for_pid,
 )
 from ansible_collections.l3ha.routers.plugins.module_utils._validate import (
-    Errors, cidr_problem, ifname_problem, int_range_problem, mac_problem, mtu_problem,
-    router_name_problem,
+    Errors, cidr_problem, ifname_problem, int_range_problem, ip_problem, mac_problem, mtu_problem,
+    network_problem, router_name_problem,
 )
 
 NAMESPACE_PREFIX = 'qrouter-'
@@ -63,14 +63,11 @@ NAMESPACE_SYSCTLS = (
 )
 # IPv6 forwarding is switched by the notify script on transitions: set only at creation.
 CREATION_SYSCTLS = (('net/ipv6/conf/all/forwarding', '0'),)
+NON_HA_SYSCTLS = (('net/ipv6/conf/all/forwarding', '1'),)
 # qg/qr ports share their MAC between replicas: no kernel-made link-local address, so
 # backups stay silent (keepalived adds the link-local address on the master).
 SHARED_MAC_PORT_SYSCTLS = {'net/ipv6/conf/{dev}/addr_gen_mode': '1',
                            'net/ipv6/conf/{dev}/accept_ra': '0'}
-
-RT_PROTO_KERNEL = 2
-RT_TABLE_LOCAL = 255
-
 
 class _Quiet(object):
     def add(self, *args):
@@ -105,8 +102,10 @@ def validate_routers(routers, segments, errors):
                 errors.add(owner, 'segment', '%r is not in segments' % (router.get('segment'),))
         _validate_ports(router, owner, segments, peers, errors)
         files = router.get('files')
-        if not isinstance(files, dict) or not isinstance(files.get('keepalived.conf'), str):
-            errors.add(owner, 'files', 'keepalived.conf (text) is required')
+        if not isinstance(files, dict):
+            errors.add(owner, 'files', 'must be a dictionary of file name to text')
+        elif router.get('ha', True) and not isinstance(files.get('keepalived.conf'), str):
+            errors.add(owner, 'files', 'keepalived.conf (text) is required for an HA router')
         else:
             for fname, content in sorted(files.items()):
                 if fname not in FILE_MODES:
@@ -115,6 +114,20 @@ def validate_routers(routers, segments, errors):
                     errors.add(owner, 'files.%s' % fname, 'must be text')
         if router.get('metadata') is not None and not isinstance(router.get('metadata'), dict):
             errors.add(owner, 'metadata', 'must be a dictionary')
+        if not router.get('ha', True):
+            _validate_static_routes(router, owner, errors)
+
+
+def _validate_static_routes(router, owner, errors):
+    """Routes the reconciler sets itself on a router without keepalived."""
+    gateway = router.get('gateway') or {}
+    for i, nexthop in enumerate(gateway.get('gateway_ips') or []):
+        errors.check(owner, 'gateway.gateway_ips[%d]' % i, ip_problem(nexthop))
+    if gateway.get('gateway_ips') and not gateway.get('port'):
+        errors.add(owner, 'gateway.port', 'the gateway port name is required with gateway_ips')
+    for i, route in enumerate(router.get('routes') or []):
+        errors.check(owner, 'routes[%d].destination' % i, network_problem(route.get('destination')))
+        errors.check(owner, 'routes[%d].nexthop' % i, ip_problem(route.get('nexthop')))
 
 
 def _validate_ports(router, owner, segments, peers, errors):
@@ -194,17 +207,57 @@ def file_mode(fname):
 def port_spec(router, port, segments):
     namespace = NAMESPACE_PREFIX + router['name']
     is_ha = port['kind'] == 'ha'
+    if not router.get('ha', True):
+        # no keepalived: every address of the router is ours
+        addresses, exclusive = list(port.get('addresses') or []), True
+    elif is_ha and router.get('ha_address'):
+        # only the ha address is ours; VIPs on any port belong to keepalived
+        addresses, exclusive = [router['ha_address']], False
+    else:
+        addresses, exclusive = None, False
     return VethSpec(
         name=port['name'], peer=port['peer'], namespace=namespace, peer_namespace=None,
         mac=port.get('mac'), mtu=port.get('mtu'), up=True,
-        # only the ha address is ours; VIPs on any port belong to keepalived
-        addresses=[router['ha_address']] if is_ha and router.get('ha_address') else None,
-        exclusive_addresses=False,
+        addresses=addresses, exclusive_addresses=exclusive,
         peer_master=segments[port['segment']]['bridge'],
         alias=marker(router['name']) if is_ha else None,
         peer_alias=marker(router['name']),
         sysctls={} if is_ha else SHARED_MAC_PORT_SYSCTLS,
     )
+
+
+def static_routes(router):
+    """Routes of a router without keepalived: default routes via the gateway, then its routes."""
+    gateway = router.get('gateway') or {}
+    wanted = []
+    for nexthop in gateway.get('gateway_ips') or []:
+        default = '::/0' if ':' in nexthop else '0.0.0.0/0'
+        wanted.append(Route(default, nexthop, gateway.get('port')))
+    for route in router.get('routes') or []:
+        wanted.append(Route(route['destination'], route['nexthop'], route.get('port')))
+    return wanted
+
+
+def _same_route(planned, actual):
+    return (planned.destination == actual.destination and planned.nexthop == actual.nexthop
+            and planned.device in (None, actual.device))
+
+
+def ensure_static_routes(space, router, changes, check_mode):
+    wanted = static_routes(router)
+    current = space.routes()
+    missing = [r for r in wanted if not any(_same_route(r, a) for a in current)]
+    extra = [a for a in current if not any(_same_route(r, a) for r in wanted)]
+    if not missing and not extra:
+        return
+    changes.add('routes', sorted(repr(r) for r in current),
+                sorted(repr(r) for r in current if r not in extra) + sorted(repr(r) for r in missing))
+    if check_mode:
+        return
+    for route in extra:
+        space.delete_route(route)
+    for route in missing:
+        space.add_route(route)
 
 
 def clear_leftovers(space, router):
@@ -305,24 +358,30 @@ class NodeReconciler(object):
         try:
             # details of a namespace created now are part of 'created'
             detail = _Quiet() if created else changes
+            ha = router.get('ha', True)
             if not (created and self.check_mode):
-                self._ensure_sysctls(namespace, created, detail)
+                self._ensure_sysctls(namespace, created, ha, detail)
             self._ensure_loopback(space, detail)
             self._ensure_ports(root, space, router, changes)
-            files_changed = self._ensure_files(router, changes)
+            if not ha and not isinstance(space, AbsentSpace):
+                ensure_static_routes(space, router, changes, self.check_mode)
+            self._ensure_files(router, changes)
             self._ensure_nftables(router, namespace, created, changes)
-            self._ensure_keepalived(space, router, namespace, created, drained,
-                                    files_changed, changes)
+            if 'keepalived.conf' in router['files']:
+                self._ensure_keepalived(space, router, namespace, created, drained, changes)
+            elif not created:
+                self._ensure_no_keepalived(router, namespace, changes)
         finally:
             if not isinstance(space, AbsentSpace):
                 space.close()
 
-    def _ensure_sysctls(self, namespace, created, changes):
+    def _ensure_sysctls(self, namespace, created, ha, changes):
         with entered(namespace):
-            if created and not self.check_mode:
+            if created and not self.check_mode and ha:
                 for key, value in CREATION_SYSCTLS:
                     write_sysctl(key, value)
-            for key, value in NAMESPACE_SYSCTLS:
+            # without keepalived no notify script switches IPv6 forwarding: always on
+            for key, value in NAMESPACE_SYSCTLS + (() if ha else NON_HA_SYSCTLS):
                 current = read_sysctl(key)
                 if current is not None and current != value:
                     changes.add('sysctl ' + key.split('/', 1)[1], current, value)
@@ -350,7 +409,7 @@ class NodeReconciler(object):
                     space.delete_link(link_name)
 
     def _ensure_files(self, router, changes):
-        """Write the router's files that differ; returns the names of those that did."""
+        """Write the router's files whose content or mode differs."""
         directory = router_config_dir(self.config_dir, router['name'])
         changed = set()
         if not self.check_mode:
@@ -366,7 +425,6 @@ class NodeReconciler(object):
                     changes.add('%s.mode' % fname, before, after)
             if fname in changed and not self.check_mode:
                 write_atomic(path, content, file_mode(fname))
-        return changed
 
     def _run_dir(self, router):
         path = router_run_dir(self.run_dir, router['name'])
@@ -390,7 +448,19 @@ class NodeReconciler(object):
             run_in(namespace, [self.nft_bin, '-f', path], 'loading nftables for router %s' % router['name'])
             write_atomic(marker_path, wanted + '\n', 0o600, durable=False)
 
-    def _ensure_keepalived(self, space, router, namespace, created, drained, files_changed, changes):
+    def _ensure_no_keepalived(self, router, namespace, changes):
+        """A router that became non-HA: its keepalived goes."""
+        pid = keepalived_pid(self.run_dir, router['name'], namespace)
+        if pid is None:
+            return
+        changes.add('keepalived', 'running', 'stopped')
+        if not self.check_mode:
+            if self.supervisor == 'systemd':
+                run_in(None, [self.systemctl_bin, 'stop', systemd_unit(router['name'])],
+                       'systemd for router %s' % router['name'])
+            stop_leftovers(namespace, self.run_dir, router['name'])
+
+    def _ensure_keepalived(self, space, router, namespace, created, drained, changes):
         name = router['name']
         run = self._run_dir(router)
         checksum_path = os.path.join(run, 'config.sha256')

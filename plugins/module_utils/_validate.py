@@ -70,10 +70,20 @@ def cidr_problem(value):
     return None
 
 
+def network_problem(value):
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except (TypeError, ValueError):
+        return '%r is not a network (a.b.c.d/n or x::/n)' % (value,)
+    if '/' not in str(value):
+        return '%r has no prefix length' % (value,)
+    return None
+
+
 def ip_problem(value):
     try:
         ipaddress.ip_address(value)
-    except ValueError:
+    except (TypeError, ValueError):
         return '%r is not an IP address' % (value,)
     return None
 

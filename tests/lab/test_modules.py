@@ -356,14 +356,62 @@ def test_drift_is_reported_for_the_drifted_router_and_repaired(node):
 
     # SIGKILL leaves addresses behind; the restart must clear them
     pid = keepalived_pid(node, "r1")
-    node.sh("ip -n qrouter-r1 addr add 169.254.0.1/24 dev %s" % ha)
+    # a stand-in for a VIP the killed keepalived would leave (its own VIP may be there too)
+    node.sh("ip -n qrouter-r1 addr add 169.254.0.77/24 dev %s" % ha)
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: not os.path.exists("/proc/%d" % pid) or
              open("/proc/%d/stat" % pid).read().split(")")[1].split()[0] == "Z", what="keepalived death")
     drift_of("keepalived")
     assert keepalived_pid(node, "r1") != pid
-    assert "169.254.0.1/24" not in node.sh("ip -n qrouter-r1 -o addr show %s" % ha)
+    assert "169.254.0.77/24" not in node.sh("ip -n qrouter-r1 -o addr show %s" % ha)
     assert "169.254.192.1/18" in node.sh("ip -n qrouter-r1 -o addr show %s" % ha)
+
+
+def non_ha_router(name):
+    """A router without keepalived: the reconciler owns all its addresses and routes."""
+    qg, qr = "qg-" + short(name + "/gw"), "qr-" + short(name + "/net/n1")
+    return {
+        "name": name, "tenant": "t1", "namespace": "qrouter-" + name, "ha": False, "vrid": None,
+        "segment": None, "ha_address": None, "peers": [], "priority": None,
+        "ports": [
+            {"kind": "gateway", "name": qg, "peer": "v" + qg.replace("-", ""), "segment": "ext",
+             "mac": "fa:16:3e:00:03:01", "mtu": 1500, "addresses": ["203.0.113.13/24", "203.0.113.50/32"]},
+            {"kind": "internal", "name": qr, "peer": "v" + qr.replace("-", ""), "segment": "ha-t1",
+             "mac": "fa:16:3e:00:03:02", "mtu": 1450, "addresses": ["10.1.0.1/24", "fd00:1::1/64"]},
+        ],
+        "gateway": {"network": "ext", "port": qg, "addresses": ["203.0.113.13/24"],
+                    "gateway_ips": ["203.0.113.1"], "snat": True},
+        "routes": [{"destination": "10.9.0.0/16", "nexthop": "10.1.0.254"}],
+        "files": {"nftables.nft": "table inet l3ha\ndelete table inet l3ha\ntable inet l3ha {\n}\n"},
+        "metadata": {"tenant": "t1"},
+    }
+
+
+def test_router_without_keepalived_gets_addresses_and_routes(node):
+    legacy = non_ha_router("acme-r10")
+    qg, qr = legacy["ports"][0]["name"], legacy["ports"][1]["name"]
+    created = node.reconcile(reconciler_args(node, [legacy]))
+    assert created["changed"] is True, created.get("msg")
+    assert node.reconcile(reconciler_args(node, [legacy]), check=True)["changed"] is False
+    assert "203.0.113.50/32" in node.sh("ip -n qrouter-acme-r10 -o addr show %s" % qg)
+    assert "fd00:1::1/64" in node.sh("ip -n qrouter-acme-r10 -o addr show %s" % qr)
+    routes = node.sh("ip -n qrouter-acme-r10 route show")
+    assert "default via 203.0.113.1 dev %s" % qg in routes
+    assert "10.9.0.0/16 via 10.1.0.254 dev %s" % qr in routes
+    assert node.sh("ip netns exec qrouter-acme-r10 sysctl -n net.ipv6.conf.all.forwarding").strip() == "1"
+    assert not (pathlib.Path(node.dirs["run"]) / "routers" / "acme-r10" / "keepalived.pid").exists()
+
+    node.sh("ip -n qrouter-acme-r10 route del 10.9.0.0/16")
+    node.sh("ip -n qrouter-acme-r10 addr add 203.0.113.99/32 dev %s" % qg)
+    checked = node.reconcile(reconciler_args(node, [legacy]), check=True)
+    assert changed_routers(checked) == ["acme-r10"]
+    lines = checked["routers"]["acme-r10"]["changes"]
+    assert any(line.startswith("routes:") for line in lines), lines
+    assert any(line.startswith(qg + ".addresses:") for line in lines), lines
+    assert node.reconcile(reconciler_args(node, [legacy]))["changed"] is True
+    assert "10.9.0.0/16 via 10.1.0.254" in node.sh("ip -n qrouter-acme-r10 route show")
+    assert "203.0.113.99" not in node.sh("ip -n qrouter-acme-r10 -o addr show %s" % qg)
+    assert node.reconcile(reconciler_args(node, [legacy]), check=True)["changed"] is False
 
 
 def test_bad_input_fails_naming_the_field_before_any_change(node):
@@ -423,3 +471,38 @@ def test_reconciler_through_the_action_plugin(node):
     assert node.module("ha_routers", args)["changed"] is True
     wait_for(lambda: keepalived_pid(node, "r1"), what="keepalived")
     assert node.module("ha_routers", args)["changed"] is False
+
+
+def test_drained_node_does_not_start_keepalived(node):
+    routers = [router("r1", 1)]
+    node.reconcile(reconciler_args(node, routers))
+    pid = wait_for(lambda: keepalived_pid(node, "r1"), what="keepalived")
+    pathlib.Path(node.dirs["state"]).mkdir(exist_ok=True)
+    (pathlib.Path(node.dirs["state"]) / "drained").write_text("")
+    os.kill(pid, signal.SIGTERM)  # as the drain playbook does: a graceful stop
+    wait_for(lambda: not os.path.exists("/proc/%d" % pid) or
+             open("/proc/%d/stat" % pid).read().split(")")[1].split()[0] == "Z", what="keepalived stop")
+    assert node.reconcile(reconciler_args(node, routers), check=True)["changed"] is False
+    assert node.reconcile(reconciler_args(node, routers))["changed"] is False
+    (pathlib.Path(node.dirs["state"]) / "drained").unlink()
+    checked = node.reconcile(reconciler_args(node, routers), check=True)
+    assert checked["routers"]["r1"]["changes"] == ["keepalived: stopped -> running"]
+    assert node.reconcile(reconciler_args(node, routers))["changed"] is True
+    assert keepalived_pid(node, "r1") != pid
+
+
+def test_flood_entries_follow_the_remotes(node):
+    routers = [router("r1", 1)]
+    args = reconciler_args(node, routers)
+    node.reconcile(args)
+    device = args["segments"]["ha-t1"]["device"]
+    assert "dst 192.0.2.12" in node.sh("bridge fdb show dev %s" % device)
+    args["segments"]["ha-t1"]["remotes"] = ["192.0.2.13", "192.0.2.14"]
+    checked = node.reconcile(args, check=True)
+    assert checked["segments"]["ha-t1"]["changes"] == [
+        "%s.flood: [192.0.2.12] -> [192.0.2.13, 192.0.2.14]" % device]
+    assert changed_routers(checked) == []
+    node.reconcile(args)
+    flood = node.sh("bridge fdb show dev %s" % device)
+    assert "dst 192.0.2.13" in flood and "dst 192.0.2.14" in flood and "192.0.2.12" not in flood
+    assert node.reconcile(args, check=True)["changed"] is False

@@ -414,3 +414,52 @@ def test_validation_error_carries_every_message():
     with pytest.raises(ValidationError) as caught:
         errors.raise_if_any()
     assert caught.value.errors == ["router r1: vrid: bad", "router r2: name: bad"]
+
+
+# ---------------------------------------------------------------- routers without keepalived
+
+def legacy_router(**change):
+    entry = router("r2", ha=False, vrid=None, segment=None, ha_address=None,
+                   ports=[{"kind": "gateway", "name": "qg-00000002", "peer": "vqg00000002", "segment": "ext",
+                           "mac": "fa:16:3e:00:00:03", "mtu": 1500, "addresses": ["203.0.113.13/24"]}],
+                   gateway={"port": "qg-00000002", "gateway_ips": ["203.0.113.1", "2001:db8::1"]},
+                   routes=[{"destination": "10.9.0.0/16", "nexthop": "10.0.2.254"}],
+                   files={"nftables.nft": ""})
+    entry.update(change)
+    return entry
+
+
+def test_router_without_keepalived_is_valid_and_owns_its_addresses():
+    assert errors_of([legacy_router()]) == []
+    qg = _node.port_spec(legacy_router(), legacy_router()["ports"][0], SEGMENTS)
+    assert qg.addresses == ["203.0.113.13/24"] and qg.exclusive_addresses is True
+
+
+def test_static_routes_of_a_router_without_keepalived():
+    assert [repr(r) for r in _node.static_routes(legacy_router())] == [
+        "0.0.0.0/0 via 203.0.113.1 dev qg-00000002",
+        "::/0 via 2001:db8::1 dev qg-00000002",
+        "10.9.0.0/16 via 10.0.2.254",
+    ]
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"routes": [{"destination": "10.9.0.0", "nexthop": "10.0.2.254"}]}, "router r2: routes[0].destination:"),
+    ({"routes": [{"destination": "10.9.0.0/16", "nexthop": "x"}]}, "router r2: routes[0].nexthop:"),
+    ({"gateway": {"gateway_ips": ["203.0.113.1"]}}, "router r2: gateway.port:"),
+])
+def test_static_route_errors(change, expected):
+    messages = errors_of([legacy_router(**change)])
+    assert any(m.startswith(expected) for m in messages), messages
+
+
+def test_static_route_drift_compares_device_only_when_planned():
+    space = FakeSpace("qrouter-r2", [Link(2, "qg-00000002", kind="veth")])
+    planned = _node.static_routes(legacy_router(gateway={}))  # 10.9.0.0/16 via 10.0.2.254, any device
+    space.routes = lambda: [_node.Route("10.9.0.0/16", "10.0.2.254", "qr-x"), _node.Route("10.8.0.0/16", "10.0.2.1")]
+    removed, added = [], []
+    space.delete_route, space.add_route = removed.append, added.append
+    changes = Changes("router r2")
+    _node.ensure_static_routes(space, legacy_router(gateway={}), changes, check_mode=False)
+    assert [repr(r) for r in removed] == ["10.8.0.0/16 via 10.0.2.1"] and added == []
+    assert planned and changes.lines()[0].startswith("routes: ")
