@@ -506,3 +506,20 @@ def test_flood_entries_follow_the_remotes(node):
     flood = node.sh("bridge fdb show dev %s" % device)
     assert "dst 192.0.2.13" in flood and "dst 192.0.2.14" in flood and "192.0.2.12" not in flood
     assert node.reconcile(args, check=True)["changed"] is False
+
+
+def test_config_change_reloads_keepalived_without_restart(node):
+    routers = [router("r1", 1)]
+    node.reconcile(reconciler_args(node, routers))
+    pid = wait_for(lambda: keepalived_pid(node, "r1"), what="keepalived")
+    ha = routers[0]["ports"][0]["name"]
+    # alone on its segment, the instance becomes master and adds its VIP
+    wait_for(lambda: "169.254.0.1/24" in node.sh("ip -n qrouter-r1 -o addr show %s" % ha), what="master VIP")
+    conf = routers[0]["files"]["keepalived.conf"]
+    routers[0]["files"]["keepalived.conf"] = conf.replace("169.254.0.1/24", "169.254.0.2/24")
+    checked = node.reconcile(reconciler_args(node, routers), check=True)
+    assert any(line.startswith("keepalived.config: ") for line in checked["routers"]["r1"]["changes"])
+    node.reconcile(reconciler_args(node, routers))
+    wait_for(lambda: "169.254.0.2/24" in node.sh("ip -n qrouter-r1 -o addr show %s" % ha), what="reloaded VIP")
+    assert keepalived_pid(node, "r1") == pid
+    assert node.reconcile(reconciler_args(node, routers), check=True)["changed"] is False
