@@ -90,7 +90,10 @@ class Lab:
         topology = model.build_topology(model.load_inventory(inventories))
         self._check_names(topology)
         with self._locked():
-            state = self._load() or self._new_state()
+            state = self._load()
+            if state is not None and not self._switch_alive(state):
+                state = self._restart_stale(state)
+            state = state or self._new_state()
             state["inventories"] = inventories
             state["group"] = topology["group"]
             try:
@@ -116,12 +119,33 @@ class Lab:
         return {"version": 1, "switch": None, "networks": {}, "nodes": {}, "node_order": [],
                 "endpoints": {}, "cuts": [], "created_dirs": [], "probes": {}}
 
-    def _ensure_switch(self, state):
+    @staticmethod
+    def _switch_alive(state):
         box = state.get("switch")
-        if box and kernel.is_alive(box["pid"], box["start"]):
+        return bool(box) and kernel.is_alive(box["pid"], box["start"])
+
+    def _restart_stale(self, state):
+        """The switch is gone (machine restarted, or someone killed it): every link of
+        the lab went with it. End what is left and start over; node disks are kept."""
+        records = self._records(state)
+        kernel.wait_gone([p for r in records for p in kernel.kill_box(r)], timeout=5.0)
+        fresh = self._new_state()
+        fresh["created_dirs"] = state.get("created_dirs", [])
+        self._save(fresh)
+        return fresh
+
+    @staticmethod
+    def _records(state):
+        """Every process record of a lab state: probes, endpoints, nodes, the switch."""
+        records = list(state.get("probes", {}).values())
+        records += [e.get("box") for e in state.get("endpoints", {}).values()]
+        records += [e.get("box") for e in state.get("nodes", {}).values()]
+        records.append(state.get("switch"))
+        return [r for r in records if r]
+
+    def _ensure_switch(self, state):
+        if self._switch_alive(state):
             return
-        if box:
-            raise LabError("the lab switch died; run `l3ha-lab down` and `up` again")
         state["switch"] = kernel.spawn_box("lab-switch", self._log("switch"))
         self._save(state)
         kernel.ip_batch(state["switch"]["pid"], [
@@ -525,13 +549,7 @@ class Lab:
         """Remove everything of the lab. Works after crashes and half-done `up`s."""
         with self._locked():
             state = self._load()
-            records = []
-            if state:
-                records += list(state.get("probes", {}).values())
-                records += [e.get("box") for e in state.get("endpoints", {}).values()]
-                records += [e.get("box") for e in state.get("nodes", {}).values()]
-                records.append(state.get("switch"))
-            records = [r for r in records if r]
+            records = self._records(state) if state else []
             pids = []
             for record in records:
                 pids += kernel.kill_box(record)

@@ -179,6 +179,16 @@ def test_nodes_are_isolated_from_each_other_and_from_the_host(lab):
         sh(lab, "net2", "rm -f /etc/l3ha/marker", check=False)
 
 
+def test_node_pid1_reaps_orphans(lab):
+    # sh exits at once; its background child is reparented to the node's PID 1.
+    orphan = sh(lab, "net1", "sleep 0.2 & echo $!").stdout.strip()
+    assert orphan.isdigit()
+
+    def reaped():
+        return sh(lab, "net1", "ps -o stat= -p %s" % orphan, check=False).stdout.strip() == ""
+    poll(reaped, 10, "the orphan to be reaped, not left as a zombie")
+
+
 def _add_vxlan(lab, node, vni, local, address, remotes, name="vxt"):
     script = ("ip link add %s type vxlan id %d dstport 4789 local %s dev ul0 && "
               "ip addr add %s dev %s && ip link set %s up"
@@ -472,3 +482,18 @@ def test_down_cleans_up_after_an_up_that_failed_half_way(monkeypatch):
     for kind in ("netns", "links", "mounts"):
         assert after[kind] - before[kind] == set(), kind
     assert not os.path.exists(lab_dir)
+
+
+def test_up_starts_over_when_the_switch_is_gone(lab_factory):
+    lab = lab_factory([DEFAULT_INVENTORY])
+    sh(lab, "net1", "echo kept > /etc/l3ha/disk")
+    old_pids = {n["name"]: n["pid"] for n in lab.status()["nodes"]}
+    switch = json.loads(Path(lab.state_path).read_text())["switch"]
+    os.kill(switch["pid"], 9)   # as after a restart of the machine: every box is gone
+    lab.up([DEFAULT_INVENTORY])
+    nodes = lab.status()["nodes"]
+    assert all(n["alive"] for n in nodes)
+    assert all(n["pid"] != old_pids[n["name"]] for n in nodes)
+    assert sh(lab, "net1", "cat /etc/l3ha/disk").stdout == "kept\n"
+    assert pings(lab, "net1", "192.0.2.12")
+    assert pings(lab, "client-ext", "203.0.113.1")
