@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import pathlib
+import resource
 import shutil
 import signal
 import subprocess
@@ -85,17 +86,23 @@ def arguments(work, count):
 def call(pid, work, args, check=False):
     path = work / "args.json"
     path.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": dict(args, _ansible_check_mode=check)}))
-    start = time.time()
+    start, cpu_start = time.time(), _children_cpu()
     out = subprocess.run(["nsenter", "-t", str(pid), "--net", "--mount", "env",
                           "PYTHONPATH=%s" % (ROOT / ".build" / "collections"), str(PYTHON), "-m",
                           "ansible_collections.l3ha.routers.plugins.modules.ha_routers", str(path)],
                          capture_output=True, text=True, check=False)
-    elapsed = time.time() - start
+    elapsed, cpu = time.time() - start, _children_cpu() - cpu_start
     result = json.loads(out.stdout)
     if result.get("failed"):
         raise SystemExit("module failed: %s" % result.get("msg"))
     drifted = sorted(name for name, entry in result["routers"].items() if entry["changed"])
-    return elapsed, drifted
+    return elapsed, cpu, drifted
+
+
+def _children_cpu():
+    """user+sys seconds of finished children (the module, and the nft/keepalived it waited for)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main():
@@ -110,15 +117,18 @@ def main():
         assert holder.stdout.readline().strip() == "ready"
         mnt = os.stat("/proc/%d/ns/mnt" % holder.pid).st_ino
         args = arguments(work, options.routers)
+        with open("/proc/loadavg") as handle:
+            load = " ".join(handle.read().split()[:3])
         rows = []
         rows.append(("create", *call(holder.pid, work, args)))
         rows.append(("check, no drift", *call(holder.pid, work, args, check=True)))
         rows.append(("apply, no drift", *call(holder.pid, work, args)))
         (work / "etc" / "routers" / "r0007" / "notify.sh").write_text("#!/bin/sh\n# edited\n")
         rows.append(("check, 1 drifted", *call(holder.pid, work, args, check=True)))
-        print("%d routers, one ha_routers call each (wall time incl. Python start):" % options.routers)
-        for label, elapsed, drifted in rows:
-            print("  %-18s %6.2f s  changed routers: %d" % (label, elapsed, len(drifted)))
+        print("%d routers, one ha_routers call each (incl. Python start); load average before: %s"
+              % (options.routers, load))
+        for label, elapsed, cpu, drifted in rows:
+            print("  %-18s wall %6.2f s  cpu %6.2f s  changed routers: %d" % (label, elapsed, cpu, len(drifted)))
     finally:
         # everything the modules started lives in the holder's mount namespace
         for entry in os.listdir("/proc"):
