@@ -32,10 +32,14 @@ def default_lab_dir():
     return os.environ.get("L3HA_LAB_DIR") or DEFAULT_LAB_DIR
 
 
-def _node_mac(node_index, port_index):
-    """A node's NICs keep their MAC across `boot`, as real hardware does (peers' ARP
-    caches stay valid)."""
-    return "02:1a:b0:%02x:%02x:%02x" % (node_index >> 8, node_index & 0xff, port_index)
+NODE_MAC_PREFIX = "02:1a:b0"
+ENDPOINT_MAC_PREFIX = "02:1a:b1"
+
+
+def _mac(prefix, box_index, port_index):
+    """Lab NICs keep their MAC when their box is re-created (`boot`, an endpoint whose
+    addresses changed), as real hardware does: peers' ARP caches stay valid."""
+    return "%s:%02x:%02x:%02x" % (prefix, box_index >> 8, box_index & 0xff, port_index)
 
 
 def _ifname_for(network, index):
@@ -214,7 +218,7 @@ class Lab:
         switch_cmds, node_cmds = [], []
         if "n%d-ul" % i not in existing:
             switch_cmds += ["link add n%d-ul type veth peer name %s address %s netns %d"
-                            % (i, NODE_UNDERLAY_IF, _node_mac(i, 0), pid),
+                            % (i, NODE_UNDERLAY_IF, _mac(NODE_MAC_PREFIX, i, 0), pid),
                             "link set n%d-ul master %s up" % (i, UNDERLAY_BRIDGE)]
             node_cmds += ["link set lo up",
                           "addr add %s/%d dev %s" % (entry["tunnel_ip"], model.UNDERLAY.prefixlen,
@@ -228,7 +232,7 @@ class Lab:
                 continue
             uplink = "uplink%d" % j
             switch_cmds += ["link add %s type veth peer name %s address %s netns %d"
-                            % (port, uplink, _node_mac(i, j), pid),
+                            % (port, uplink, _mac(NODE_MAC_PREFIX, i, j), pid),
                             "link set %s master br-n%d up" % (port, j)]
             if net["bridge"] not in node_links:
                 node_cmds.append("link add %s type bridge" % net["bridge"])
@@ -243,15 +247,17 @@ class Lab:
         for spec in topology["endpoints"]:
             name = spec["name"]
             old = state["endpoints"].get(name)
+            flood = self._flood_targets(state, topology, spec)
             alive = old and old["box"] and kernel.is_alive(old["box"]["pid"], old["box"]["start"])
-            if alive and old["spec"] == spec and self._endpoint_peers_ok(state, old):
+            # Same addresses and peers: keep it. Otherwise re-create it (its MACs are
+            # stable, so routers' ARP caches stay valid).
+            if alive and old["spec"] == spec and old["flood"] == flood:
                 continue
             if old and old["box"]:
                 kernel.wait_gone(kernel.kill_box(old["box"]), timeout=5.0)
             index = old["index"] if old else 1 + max(
                 [e["index"] for e in state["endpoints"].values()] or [0])
-            entry = {"index": index, "spec": spec, "box": None,
-                     "flood": self._flood_targets(state, topology, spec)}
+            entry = {"index": index, "spec": spec, "box": None, "flood": flood}
             state["endpoints"][name] = entry
             entry["box"] = kernel.spawn_box(name, self._log(name),
                                             serve=spec["kind"] == "upstream")
@@ -272,21 +278,13 @@ class Lab:
             flood[net["name"]] = targets
         return flood
 
-    def _endpoint_peers_ok(self, state, entry):
-        """Recreate an endpoint when nodes were added since (its flood list is stale)."""
-        tunnel_ips = {state["nodes"][n]["tunnel_ip"] for n in state["node_order"]}
-        for targets in entry.get("flood", {}).values():
-            if not tunnel_ips <= set(targets):
-                return False
-        return True
-
     def _wire_endpoint(self, state, entry):
         spec, pid, k = entry["spec"], entry["box"]["pid"], entry["index"]
         switch_pid = state["switch"]["pid"]
         switch_cmds, cmds = [], ["link set lo up"]
         if spec["vtep_ip"]:
-            switch_cmds += ["link add e%d-ul type veth peer name %s netns %d"
-                            % (k, NODE_UNDERLAY_IF, pid),
+            switch_cmds += ["link add e%d-ul type veth peer name %s address %s netns %d"
+                            % (k, NODE_UNDERLAY_IF, _mac(ENDPOINT_MAC_PREFIX, k, 0), pid),
                             "link set e%d-ul master %s up" % (k, UNDERLAY_BRIDGE)]
             cmds += ["addr add %s/%d dev %s" % (spec["vtep_ip"], model.UNDERLAY.prefixlen,
                                                 NODE_UNDERLAY_IF),
@@ -295,13 +293,15 @@ class Lab:
         for attachment in spec["attachments"]:
             net = state["networks"][attachment["network"]]
             ifname = _ifname_for(net["name"], net["index"])
+            mac = _mac(ENDPOINT_MAC_PREFIX, k, net["index"])
             if net["type"] == "bridge":
                 port = "e%d-b%d" % (k, net["index"])
-                switch_cmds += ["link add %s type veth peer name %s netns %d" % (port, ifname, pid),
+                switch_cmds += ["link add %s type veth peer name %s address %s netns %d"
+                                % (port, ifname, mac, pid),
                                 "link set %s master br-n%d up" % (port, net["index"])]
             else:
-                cmds.append("link add %s type vxlan id %d dstport %d local %s dev %s"
-                            % (ifname, net["vni"], model.VXLAN_PORT, spec["vtep_ip"],
+                cmds.append("link add %s address %s type vxlan id %d dstport %d local %s dev %s"
+                            % (ifname, mac, net["vni"], model.VXLAN_PORT, spec["vtep_ip"],
                                NODE_UNDERLAY_IF))
                 cmds.append("link set %s mtu %d" % (ifname, model.VXLAN_MTU))
             for address in attachment["addresses"]:

@@ -497,3 +497,33 @@ def test_up_starts_over_when_the_switch_is_gone(lab_factory):
     assert sh(lab, "net1", "cat /etc/l3ha/disk").stdout == "kept\n"
     assert pings(lab, "net1", "192.0.2.12")
     assert pings(lab, "client-ext", "203.0.113.1")
+
+
+def test_up_adds_what_the_inventory_gained(lab_factory, tmp_path):
+    small = {"all": {"children": {"l3ha_network_nodes": {
+        "hosts": {"a1": {}},
+        "vars": {"l3ha_networks": {"lan": {"type": "bridge", "bridge": "br-lan",
+                                           "cidr": "198.51.100.0/24"}}}}}}}
+    path = tmp_path / "inventory.json"
+    path.write_text(json.dumps(small))
+    lab = lab_factory([str(path)])
+    first_pid = lab.box_pid("a1")
+    mac = sh(lab, "client-lan", "cat /sys/class/net/lan/address").stdout
+    group = small["all"]["children"]["l3ha_network_nodes"]
+    group["hosts"]["a2"] = {}
+    group["vars"]["l3ha_networks"]["lan"]["cidr"] = ["198.51.100.0/24", "2001:db8:5::/64"]
+    group["vars"]["l3ha_networks"]["wan"] = {"type": "bridge", "bridge": "br-wan",
+                                             "cidr": "203.0.113.0/24"}
+    group["vars"]["l3ha_networks"]["tn"] = {"type": "vxlan", "vni": 77, "cidr": "10.7.0.0/24"}
+    path.write_text(json.dumps(small))
+    lab.up([str(path)])
+    assert lab.box_pid("a1") == first_pid
+    assert "br-wan" in sh(lab, "a1", "ip -o link show master br-wan; ip -o link").stdout
+    assert pings(lab, "a1", "192.0.2.12")
+    # client-lan got its new address, re-created with the same MAC.
+    assert "2001:db8:5::1/64" in sh(lab, "client-lan", "ip -o addr").stdout
+    assert sh(lab, "client-lan", "cat /sys/class/net/lan/address").stdout == mac
+    fdb = sh(lab, "client-tn", "bridge fdb show dev tn").stdout
+    assert "dst 192.0.2.11" in fdb and "dst 192.0.2.12" in fdb
+    sh(lab, "a2", "ip addr add 203.0.113.200/24 dev br-wan")
+    assert pings(lab, "a2", "203.0.113.1")
