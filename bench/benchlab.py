@@ -1,0 +1,202 @@
+"""A lab for one benchmark scenario: inventory, playbook runs, node state, the prober.
+
+Wraps the lab's Python API (lab/l3ha_lab); everything it starts is stopped in `close()`.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import scenario
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(REPO, "bench")
+LAB_PACKAGE = os.path.join(REPO, "lab")
+sys.path.insert(0, LAB_PACKAGE)
+
+from l3ha_lab import Lab, kernel  # noqa: E402  (needs the sys.path entry above)
+
+PYTHON = os.path.join(REPO, ".venv", "bin", "python")
+ANSIBLE_PLAYBOOK = os.path.join(REPO, ".venv", "bin", "ansible-playbook")
+RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)")
+
+
+class BenchError(Exception):
+    pass
+
+
+def poll(condition, timeout, what, step=0.2):
+    """Call condition() until it returns something true; fail after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise BenchError("timed out after %.0f s waiting for %s" % (timeout, what))
+        time.sleep(step)
+
+
+class BenchLab:
+    def __init__(self, label, work_dir, routers, nodes, replicas=2, extra_vars=None,
+                 lab_dir=None, log=print):
+        self.label = label
+        self.work_dir = work_dir
+        self.router_count = routers
+        self.node_count = nodes
+        self.replicas = replicas
+        self.log = log
+        os.makedirs(work_dir, exist_ok=True)
+        self.inventory = scenario.write_inventory(
+            os.path.join(work_dir, "inventory-%s.yml" % label), routers, nodes, replicas, extra_vars)
+        self.lab = Lab(lab_dir or "/run/l3ha-bench-%d-%s" % (os.getpid(), label))
+        self.nodes = scenario.node_names(nodes)
+        self.routers = [scenario.router_name(i) for i in range(routers)]
+        self.gateways = dict((scenario.router_name(i), str(scenario.gateway_address(i)))
+                             for i in range(routers))
+        self._probers = []
+        self._runs = 0
+
+    # ---- lifecycle ------------------------------------------------------------------
+    def up(self):
+        start = time.monotonic()
+        self.lab.up([self.inventory])
+        self.log("  [%s] lab up: %d nodes, %d routers (%.1f s)"
+                 % (self.label, self.node_count, self.router_count, time.monotonic() - start))
+
+    def close(self):
+        for proc in self._probers:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        self.lab.down()
+
+    # ---- ansible --------------------------------------------------------------------
+    def playbook(self, playbook, *args, check=False):
+        """Run a playbook against the lab; returns {seconds, changed, log}."""
+        self._runs += 1
+        log_path = os.path.join(self.work_dir, "%s-%02d-%s%s.log" % (
+            self.label, self._runs, os.path.basename(playbook).replace(".yml", ""),
+            "-check" if check else ""))
+        argv = [ANSIBLE_PLAYBOOK, "-i", self.inventory, "-i", self.lab.fragment_path, playbook]
+        argv += list(args) + (["--check"] if check else [])
+        env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
+                   PATH=os.path.join(REPO, ".venv", "bin") + os.pathsep + os.environ.get("PATH", ""),
+                   ANSIBLE_NOCOLOR="1")
+        start = time.monotonic()
+        with open(log_path, "w") as handle:
+            proc = subprocess.run(argv, cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL, check=False)
+        seconds = time.monotonic() - start
+        recap = self._recap(log_path)
+        if proc.returncode != 0:
+            raise BenchError("%s failed (exit %d), see %s" % (playbook, proc.returncode, log_path))
+        changed = sum(r["changed"] for r in recap.values())
+        mode = " --check" if check else ""
+        self.log("  [%s] %s%s: %.1f s, changed=%d" % (self.label, playbook, mode, seconds, changed))
+        return {"seconds": round(seconds, 3), "changed": changed, "log": log_path}
+
+    @staticmethod
+    def _recap(log_path):
+        recap = {}
+        with open(log_path) as handle:
+            for line in handle:
+                match = RECAP.match(line)
+                if match:
+                    recap[match.group(1)] = {"ok": int(match.group(2)), "changed": int(match.group(3)),
+                                             "unreachable": int(match.group(4)),
+                                             "failed": int(match.group(5))}
+        return recap
+
+    # ---- node state -----------------------------------------------------------------
+    def alive_nodes(self):
+        return [n["name"] for n in self.lab.status()["nodes"] if n["alive"]]
+
+    def node_info(self, node, memory=False):
+        argv = [PYTHON, os.path.join(BENCH, "nodeinfo.py")] + (["--memory"] if memory else [])
+        proc = self.lab.run(node, argv, timeout=120)
+        if proc.returncode != 0:
+            raise BenchError("nodeinfo on %s failed: %s" % (node, proc.stderr.strip()))
+        return json.loads(proc.stdout)
+
+    def info(self, memory=False, nodes=None):
+        return dict((node, self.node_info(node, memory)) for node in (nodes or self.alive_nodes()))
+
+    def masters(self, info=None):
+        """{router: [nodes where it is master]} over the given (or alive) nodes."""
+        info = info or self.info()
+        result = dict((router, []) for router in self.routers)
+        for node, data in info.items():
+            for router, entry in data["routers"].items():
+                if entry["state"] == "master" and router in result:
+                    result[router].append(node)
+        return result
+
+    def wait_one_master_each(self, timeout=120.0, on=None):
+        """Wait until every router has exactly one master (on node `on`, if given)."""
+        def settled():
+            info = self.info()
+            masters = self.masters(info)
+            ok = all(len(m) == 1 and (on is None or m == [on]) for m in masters.values())
+            return info if ok else None
+        return poll(settled, timeout, "one master per router%s" % (" on " + on if on else ""))
+
+    def wait_states(self, node, state, timeout=120.0):
+        """Wait until every router on `node` is in `state`."""
+        def settled():
+            routers = self.node_info(node)["routers"]
+            ok = set(routers) >= set(self.routers) and all(
+                routers[r]["state"] == state for r in self.routers)
+            return routers if ok else None
+        return poll(settled, timeout, "every router %s on %s" % (state, node))
+
+    # ---- traffic --------------------------------------------------------------------
+    def start_prober(self, name, routers=None, interval=0.01):
+        routers = routers or self.routers
+        targets = os.path.join(self.work_dir, "%s-%s.targets" % (self.label, name))
+        with open(targets, "w") as handle:
+            handle.write("".join(self.gateways[r] + "\n" for r in routers))
+        out = os.path.join(self.work_dir, "%s-%s.probe.json" % (self.label, name))
+        for stale in (out, out + ".running"):
+            if os.path.exists(stale):
+                os.unlink(stale)
+        argv = kernel.nsenter_argv(self.lab.box_pid("upstream"), net_only=True) + [
+            PYTHON, os.path.join(BENCH, "prober.py"), "--targets-file", targets,
+            "--interval", str(interval), "--out", out]
+        env = dict(os.environ, PYTHONPATH=LAB_PACKAGE)
+        with open(out + ".log", "w") as log:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
+        self._probers.append(proc)
+        poll(lambda: os.path.exists(out + ".running") or proc.poll() is not None, 10.0,
+             "prober %s to start" % name, step=0.01)
+        if proc.poll() is not None:
+            raise BenchError("prober %s exited at once (log: %s.log)" % (name, out))
+        return {"proc": proc, "out": out, "routers": list(routers)}
+
+    def stop_prober(self, prober):
+        """Stop a prober; returns ({router: summarize() dict}, longest send stall in s)."""
+        proc = prober["proc"]
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise BenchError("prober did not stop (log: %s.log)" % prober["out"])
+        if not os.path.exists(prober["out"]):
+            raise BenchError("prober wrote no result (log: %s.log)" % prober["out"])
+        with open(prober["out"]) as handle:
+            result = json.load(handle)
+        per_router = dict((r, result["targets"][self.gateways[r]]) for r in prober["routers"])
+        return per_router, result["longest_send_stall"]
+
+    def reachable(self, seconds=1.0, interval=0.05):
+        """Routers whose gateway address answered during `seconds` of probing."""
+        prober = self.start_prober("reach", interval=interval)
+        time.sleep(seconds)  # the probing window itself, not a wait for a condition
+        result, _stall = self.stop_prober(prober)
+        return sorted(r for r, entry in result.items() if entry["received"] > 0)

@@ -1,0 +1,224 @@
+"""The benchmark scenarios: converge at scale, the naive baseline, drain and crash failover.
+
+Each returns plain data for results.json; the numbers come from real runs in the lab.
+"""
+
+import json
+import os
+import statistics
+import time
+
+import naive
+from benchlab import BenchError, BenchLab
+
+SITE = "l3ha.routers.site"
+DRAIN = "l3ha.routers.drain"
+UNDRAIN = "l3ha.routers.undrain"
+
+
+def spread(values):
+    values = list(values)
+    if not values:
+        return None
+    return {"min": round(min(values), 4), "median": round(statistics.median(values), 4),
+            "max": round(max(values), 4), "count": len(values)}
+
+
+def transition_counts(info):
+    """{(node, router): number of logged transitions}."""
+    return dict(((node, router), len(entry["transitions"]))
+                for node, data in info.items() for router, entry in data["routers"].items())
+
+
+def converge_spurious(info, routers):
+    """Transitions beyond the minimum a cold start needs.
+
+    A replica needs 'backup' (keepalived starts as BACKUP) and, for the one that wins,
+    'master'. Anything more (a second master, master -> backup, fault) is spurious.
+    """
+    extra, examples = 0, []
+    for router in routers:
+        for node, data in sorted(info.items()):
+            entry = data["routers"].get(router)
+            if entry is None:
+                continue
+            needed = 2 if entry["state"] == "master" else 1
+            if len(entry["transitions"]) > needed:
+                extra += len(entry["transitions"]) - needed
+                if len(examples) < 10:
+                    examples.append("%s on %s: %s" % (router, node, " ".join(entry["transitions"])))
+    return extra, examples
+
+
+def new_transitions(before, after):
+    extra, examples = 0, []
+    for key, count in sorted(after.items()):
+        delta = count - before.get(key, 0)
+        if delta:
+            extra += delta
+            if len(examples) < 10:
+                examples.append("%s on %s: %+d" % (key[1], key[0], delta))
+    return extra, examples
+
+
+def memory_per_replica(info):
+    per_replica = []
+    processes = []
+    for data in info.values():
+        for usage in data.get("memory", {}).values():
+            per_replica.append(usage["pss_kib"] / 1024.0)
+            processes.append(usage["processes"])
+    return {"pss_mib": spread(per_replica), "processes_per_replica": spread(processes)}
+
+
+def scaling(options, count, log):
+    """Cold converge, no-op re-runs, --check; spurious transitions; memory."""
+    bench = BenchLab("n%d" % count, options.work_dir, count, options.nodes,
+                     extra_vars=options.extra_vars, lab_dir=options.lab_dir("n%d" % count), log=log)
+    try:
+        bench.up()
+        cold = bench.playbook(SITE)
+        info = bench.wait_one_master_each(timeout=max(60.0, count * 0.3))
+        settled = time.monotonic()
+        spurious_converge, converge_examples = converge_spurious(info, bench.routers)
+        before = transition_counts(info)
+        noop = [bench.playbook(SITE) for _ in range(options.noop_runs)]
+        check = [bench.playbook(SITE, check=True) for _ in range(options.noop_runs)]
+        # Let any flap the re-runs might have caused show up in the logs.
+        time.sleep(max(0.0, 2.0 - (time.monotonic() - settled)))
+        info = bench.info(memory=True)
+        spurious_noop, noop_examples = new_transitions(before, transition_counts(info))
+        masters = bench.masters(info)
+        reachable = bench.reachable()
+        per_node = dict((node, len(data["routers"])) for node, data in info.items())
+        return {
+            "routers": count, "nodes": options.nodes, "replicas": bench.replicas,
+            "replicas_per_node": per_node,
+            "cold_converge_s": cold["seconds"], "cold_changed": cold["changed"],
+            "noop_s": [r["seconds"] for r in noop], "noop_changed": [r["changed"] for r in noop],
+            "check_s": [r["seconds"] for r in check], "check_changed": [r["changed"] for r in check],
+            "spurious_transitions_converge": spurious_converge,
+            "spurious_transitions_noop": spurious_noop,
+            "spurious_examples": converge_examples + noop_examples,
+            "routers_with_one_master": sum(1 for m in masters.values() if len(m) == 1),
+            "routers_answering": len(reachable),
+            "memory": memory_per_replica(info),
+        }
+    finally:
+        bench.close()
+
+
+def naive_baseline(options, count, log):
+    """The hand-written playbook (bench/naive) on a fresh lab of the same shape."""
+    bench = BenchLab("naive%d" % count, options.work_dir, count, options.nodes,
+                     extra_vars=options.extra_vars, lab_dir=options.lab_dir("naive%d" % count), log=log)
+    try:
+        bench.up()
+        vars_file = naive.write_vars(bench, os.path.join(options.work_dir, "naive-vars.json"),
+                                     options.advert_int)
+        run = bench.playbook(naive.PLAYBOOK, "-e", "@" + vars_file)
+        reachable = poll_reachable(bench, count)
+        return {"routers": count, "nodes": options.nodes, "converge_s": run["seconds"],
+                "routers_answering": len(reachable)}
+    finally:
+        bench.close()
+
+
+def poll_reachable(bench, count, timeout=30.0):
+    """Routers answering at their gateway address (waits for elections to finish)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        reachable = bench.reachable()
+        if len(reachable) == count or time.monotonic() > deadline:
+            return reachable
+
+
+def _outages(probe, routers, event_at):
+    """Per router: the longest reply gap, and whether it spans the event."""
+    rows = {}
+    for router in routers:
+        entry = probe[router]
+        start, gap = entry["gap_start"], entry["longest_gap"]
+        rows[router] = {"outage_s": gap, "gap_start": start, "received": entry["received"],
+                        "sent": entry["sent"],
+                        "spans_event": None if event_at is None else
+                        start - 0.05 <= event_at <= start + gap + 0.05}
+    return rows
+
+
+def failover(options, log):
+    """Drain outage, then crash runs: the node holding every master is SIGKILLed."""
+    count = options.failover_routers
+    bench = BenchLab("failover", options.work_dir, count, 2, extra_vars=options.extra_vars,
+                     lab_dir=options.lab_dir("failover"), log=log)
+    first, second = bench.nodes
+    result = {"routers": count, "nodes": 2, "interval_s": options.interval, "crash_runs": []}
+    try:
+        bench.up()
+        bench.playbook(SITE)
+        masters = bench.masters(bench.wait_one_master_each(timeout=max(60.0, count * 0.3)))
+        moving = sorted(r for r, m in masters.items() if m == [second])
+        log("  [failover] drain %s: %d masters move to %s" % (second, len(moving), first))
+        prober = bench.start_prober("drain", interval=options.interval)
+        drain = bench.playbook(DRAIN, "-e", "l3ha_drain_node=%s" % second)
+        bench.wait_one_master_each(timeout=60.0, on=first)
+        probe, stall = bench.stop_prober(prober)
+        rows = _outages(probe, moving, None)
+        result["drain"] = {"playbook_s": drain["seconds"], "routers_moved": len(moving),
+                           "prober_send_stall_s": stall,
+                           "outage_s": spread(r["outage_s"] for r in rows.values()),
+                           "per_router": rows,
+                           "others_outage_s": spread(probe[r]["longest_gap"] for r in bench.routers
+                                                     if r not in rows)}
+        bench.playbook(UNDRAIN, "-e", "l3ha_drain_node=%s" % second)
+        bench.wait_states(second, "backup")
+        victim, survivor = first, second
+        for run in range(options.crash_runs):
+            bench.wait_one_master_each(timeout=60.0, on=victim)
+            result["crash_runs"].append(_crash_run(bench, run, victim, survivor, options, log))
+            bench.lab.boot(victim)
+            bench.playbook(SITE)
+            bench.wait_states(victim, "backup")
+            victim, survivor = survivor, victim
+        all_outages = [row["outage_s"] for run in result["crash_runs"]
+                       for row in run["per_router"].values()]
+        result["crash_outage_s"] = spread(all_outages)
+        result["crash_run_medians_s"] = spread(run["outage_s"]["median"] for run in result["crash_runs"])
+        result["crash_run_max_s"] = spread(run["outage_s"]["max"] for run in result["crash_runs"])
+        return result
+    finally:
+        bench.close()
+
+
+def _crash_run(bench, run, victim, survivor, options, log):
+    prober = bench.start_prober("crash%d" % run, interval=options.interval)
+    time.sleep(options.baseline_s)  # traffic before the crash, so the gap has a start
+    crashed_at = time.time()
+    bench.lab.crash(victim)
+    kill_returned = time.time()
+    bench.wait_states(survivor, "master", timeout=60.0)
+    time.sleep(options.baseline_s)  # traffic after the recovery, so the gap has an end
+    probe, stall = bench.stop_prober(prober)
+    rows = _outages(probe, bench.routers, crashed_at)
+    outages = [r["outage_s"] for r in rows.values()]
+    not_spanning = sorted(r for r, row in rows.items() if not row["spans_event"])
+    log("  [failover] crash %d of %s: outage median %.3f s, max %.3f s"
+        % (run + 1, victim, statistics.median(outages), max(outages)))
+    if not_spanning:
+        log("  [failover] warning: %d routers' longest gap is not the crash: %s"
+            % (len(not_spanning), ", ".join(not_spanning[:5])))
+    return {"run": run + 1, "crashed": victim, "new_master": survivor,
+            "crashed_at": crashed_at, "kill_s": round(kill_returned - crashed_at, 3),
+            "outage_s": spread(outages), "gaps_not_at_crash": not_spanning,
+            "prober_send_stall_s": stall,
+            "per_router": rows}
+
+
+def write_json(path, data):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as handle:
+        json.dump(data, handle, indent=1, sort_keys=True)
+    os.rename(tmp, path)
+
+
+__all__ = ["BenchError", "scaling", "naive_baseline", "failover", "spread", "write_json"]

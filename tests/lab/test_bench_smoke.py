@@ -1,0 +1,95 @@
+"""The smoke-sized benchmark (bench/run --smoke) end to end, checked for function only.
+
+It must produce every metric, the crash must really have moved every master, and the
+outages must come from traffic (probes lost around the crash). No timing is asserted:
+the machines running tests are shared and noisy; numbers belong in docs/benchmarks.md.
+"""
+
+import glob
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+RUN = str(REPO / "bench" / "run")
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root (namespaces, mounts)")
+    out = tmp_path_factory.mktemp("bench")
+    prefix = "/run/l3ha-bench-smoke-%d" % os.getpid()
+    proc = subprocess.run([RUN, "--smoke", "--out", str(out), "--lab-prefix", prefix],
+                          capture_output=True, text=True, timeout=900, check=False)
+    leftovers = glob.glob(prefix + "-*")
+    results_path = out / "results.json"
+    results = json.loads(results_path.read_text()) if results_path.exists() else None
+    return {"proc": proc, "out": out, "results": results, "leftovers": leftovers}
+
+
+def test_runs_without_errors_and_leaves_no_lab(smoke):
+    proc = smoke["proc"]
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert smoke["results"]["errors"] == []
+    assert smoke["leftovers"] == []
+
+
+def test_writes_markdown_and_plots(smoke):
+    out = smoke["out"]
+    table = (out / "results.md").read_text()
+    for metric in ("crash failover outage", "graceful drain outage", "cold converge", "no-op re-run",
+                   "--check", "naive playbook", "memory per router replica", "spurious VRRP transitions"):
+        assert metric in table
+    for plot in ("outage_per_router.png", "converge_vs_n.png"):
+        assert (out / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_converge_rows_have_every_metric(smoke):
+    rows = {row["routers"]: row for row in smoke["results"]["scaling"]}
+    assert set(rows) == {2, 20}  # 20 for the smoke, 2 as the naive run's counterpart
+    for count, row in rows.items():
+        assert row["cold_changed"] > 0
+        assert row["noop_changed"] == [0] and row["check_changed"] == [0]
+        assert len(row["noop_s"]) == 1 and len(row["check_s"]) == 1
+        assert row["routers_with_one_master"] == count
+        assert row["routers_answering"] == count
+        assert isinstance(row["spurious_transitions_converge"], int)
+        assert row["spurious_transitions_noop"] == 0
+        assert sum(row["replicas_per_node"].values()) == 2 * count
+        memory = row["memory"]
+        assert memory["pss_mib"]["count"] == 2 * count
+        assert memory["pss_mib"]["min"] > 0
+        # keepalived's parent, its VRRP child and the notify.sh reader
+        assert memory["processes_per_replica"]["min"] == 3
+
+
+def test_naive_baseline_built_working_routers(smoke):
+    naive = smoke["results"]["naive"]
+    assert naive["routers"] == 2
+    assert naive["routers_answering"] == 2
+    assert naive["converge_s"] > 0
+
+
+def test_crash_moved_every_master_and_outage_came_from_traffic(smoke):
+    failover = smoke["results"]["failover"]
+    [run] = failover["crash_runs"]
+    assert run["crashed"] != run["new_master"]
+    assert len(run["per_router"]) == failover["routers"] == 20
+    for router, row in run["per_router"].items():
+        # probes were lost, and the longest gap between answers spans the crash
+        assert row["received"] < row["sent"], router
+        assert row["spans_event"] is True, router
+        assert row["outage_s"] > failover["interval_s"], router
+    assert run["gaps_not_at_crash"] == []
+    assert failover["crash_outage_s"]["count"] == 20
+
+
+def test_drain_moved_masters_and_measured_them(smoke):
+    drain = smoke["results"]["failover"]["drain"]
+    assert drain["routers_moved"] == len(drain["per_router"]) > 0
+    for router, row in drain["per_router"].items():
+        assert 0 < row["received"] <= row["sent"], router
