@@ -21,7 +21,7 @@ from ansible_collections.l3ha.routers.plugins.module_utils._files import (
     ensure_dir, file_drift, read_text, remove_tree, sha256_text, write_atomic,
 )
 from ansible_collections.l3ha.routers.plugins.module_utils._netlink import (
-    RT_PROTO_KERNEL, RT_TABLE_LOCAL, Namespace, Route, create_namespace, delete_namespace, entered,
+    RT_PROTO_KERNEL, RT_TABLE_LOCAL, Namespace, NetlinkError, Route, create_namespace, delete_namespace, entered,
     is_ipv6_link_local, list_namespaces, normalize_cidr, read_sysctl, write_sysctl,
 )
 from ansible_collections.l3ha.routers.plugins.module_utils._ports import (
@@ -327,7 +327,8 @@ class NodeReconciler(object):
             changes = Changes('router %s' % router['name'])
             try:
                 self.reconcile_router(root, router, existing, drained, changes)
-            except (OSError, SupervisorError) as exc:
+            except (OSError, NetlinkError, SupervisorError) as exc:
+                # one broken router must not stop the others; the module fails at the end
                 self.failures.append('router %s: %s' % (router['name'], exc))
             result['routers'][router['name']] = changes.result()
             diffs.extend(changes.diffs())
@@ -415,7 +416,15 @@ class NodeReconciler(object):
         if not self.check_mode:
             ensure_dir(os.path.join(self.config_dir, 'routers'), 0o700)
             ensure_dir(directory, 0o700)
-        for fname, content in sorted(router_files(router).items()):
+        files = router_files(router)
+        for fname in sorted(set(FILE_MODES) - set(files)):
+            # a file the plan no longer has (e.g. no nftables rules any more)
+            path = os.path.join(directory, fname)
+            if os.path.exists(path):
+                changes.add('file ' + path, 'present', None)
+                if not self.check_mode:
+                    os.unlink(path)
+        for fname, content in sorted(files.items()):
             path = os.path.join(directory, fname)
             for field, before, after in file_drift(path, content, file_mode(fname)):
                 changed.add(fname)

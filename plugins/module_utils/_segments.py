@@ -36,6 +36,14 @@ def marker(owner):
 
 def validate_segments(segments, local_ip, root, errors):
     """Check every segment; `root` is the node's root namespace (for operator bridges)."""
+    vnis = {}
+    for name in sorted(segments):
+        seg = segments[name] or {}
+        if seg.get('type') == 'vxlan' and seg.get('vni') is not None:
+            key = (str(seg.get('vni')), seg.get('dstport') or VXLAN_PORT)
+            if key in vnis:
+                errors.add('segment %s' % name, 'vni', 'VNI %s is also used by segment %s' % (key[0], vnis[key]))
+            vnis.setdefault(key, name)
     for name in sorted(segments):
         seg = segments[name] or {}
         owner = 'segment %s' % name

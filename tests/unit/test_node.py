@@ -463,3 +463,8 @@ def test_static_route_drift_compares_device_only_when_planned():
     _node.ensure_static_routes(space, legacy_router(gateway={}), changes, check_mode=False)
     assert [repr(r) for r in removed] == ["10.8.0.0/16 via 10.0.2.1"] and added == []
     assert planned and changes.lines()[0].startswith("routes: ")
+
+
+def test_two_segments_with_one_vni_are_an_error():
+    segments = dict(SEGMENTS, other=dict(SEGMENTS["ha"], bridge="brq-2", device="vx-2"))
+    assert "segment other: vni: VNI 2000 is also used by segment ha" in errors_of([], segments)
