@@ -1,5 +1,4 @@
-#!/usr/bin/env python3
-"""vrrp_states.py LAB NODE...: the recorded VRRP state of every router on every node.
+"""python vrrp_states.py LAB NODE...: the recorded VRRP state of every router on every node.
 
 Prints JSON: {"nodes": {node: {"alive": bool, "routers": {router: state}}},
               "masters": {router: [nodes where it is master]},

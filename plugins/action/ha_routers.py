@@ -85,7 +85,7 @@ def _interface(text, router, field):
 
 def _address(text, router, field):
     try:
-        return ipaddress.ip_address(str(text).split("/")[0])
+        return ipaddress.ip_address(str(text))
     except ValueError:
         raise RenderError("router %s: %s: %r is not an IP address" % (router, field, text))
 
@@ -247,9 +247,8 @@ def router_view(router, render=None):
     subnets = router.get("internal_subnets")
     if subnets is None:
         subnets = [str(address.network) for _port, _entry, addresses in internal for address in addresses]
-    subnets_v4 = sorted({str(ipaddress.ip_network(str(subnet), strict=False)) for subnet in subnets
-                         if ipaddress.ip_network(str(subnet), strict=False).version == 4},
-                        key=lambda text: ipaddress.ip_network(text))
+    networks = set(_interface(subnet, name, "internal_subnets").network for subnet in subnets)
+    subnets_v4 = [str(network) for network in sorted(n for n in networks if n.version == 4)]
     snat = None
     if gateway and gateway.get("snat", True) and gateway_v4 is not None and subnets_v4:
         snat = {"port": gateway_port, "address": str(gateway_v4.ip), "subnets": subnets_v4}
@@ -270,7 +269,7 @@ def router_view(router, render=None):
         "ha_port": ha_port,
         "gateway_port": gateway_port,
         # Ports whose loss must fail the router over, besides the HA port (tracked anyway).
-        "track_interfaces": [port for port in _as_list(settings.get("track_ports"))],
+        "track_interfaces": _as_list(settings.get("track_ports")),
         "ha": ha,
         "unicast_src_ip": str(_interface(router["ha_address"], name, "ha_address").ip) if ha else None,
         "peers": [str(_address(peer, name, "peers")) for peer in router.get("peers") or []],

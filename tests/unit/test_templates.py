@@ -172,6 +172,8 @@ def test_view_authentication_forces_vrrp2_with_whole_second_adverts():
     ("routes[0].nexthop", lambda r: r["routes"][0].update(nexthop="10.0.2")),
     ("interfaces[1].addresses", lambda r: r["interfaces"][1].update(addresses=["10.0.2.1/33"])),
     ("ports", lambda r: r.update(ports=r["ports"][1:])),
+    ("internal_subnets", lambda r: r.update(internal_subnets=["10.0.0.0/33"])),
+    ("gateway.gateway_ips", lambda r: r["gateway"].update(gateway_ips=["203.0.113.1/24"])),
     ("l3ha_notify_hooks", None),
 ])
 def test_bad_input_names_the_router_and_the_field(field, mutate):
