@@ -69,6 +69,7 @@ NON_HA_SYSCTLS = (('net/ipv6/conf/all/forwarding', '1'),)
 SHARED_MAC_PORT_SYSCTLS = {'net/ipv6/conf/{dev}/addr_gen_mode': '1',
                            'net/ipv6/conf/{dev}/accept_ra': '0'}
 
+
 class _Quiet(object):
     def add(self, *args):
         pass
