@@ -29,7 +29,7 @@ def machine():
                 break
     with open("/proc/meminfo") as handle:
         mem_kib = int(handle.readline().split()[1])
-    keepalived = subprocess.run(["keepalived", "--version"], capture_output=True, text=True)
+    keepalived = subprocess.run(["keepalived", "--version"], capture_output=True, text=True, check=False)
     version = (keepalived.stderr or keepalived.stdout).splitlines()[:1]
     load = os.getloadavg()
     info = {"cpus": os.cpu_count(), "cpu": cpu, "memory_gib": round(mem_kib / 1048576.0, 1),

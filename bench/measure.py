@@ -82,8 +82,8 @@ def scaling(options, count, log):
         settled = time.monotonic()
         spurious_converge, converge_examples = converge_spurious(info, bench.routers)
         before = transition_counts(info)
-        noop = [bench.playbook(SITE) for _ in range(options.noop_runs)]
-        check = [bench.playbook(SITE, check=True) for _ in range(options.noop_runs)]
+        noop = [bench.playbook(SITE) for _run in range(options.noop_runs)]
+        check = [bench.playbook(SITE, check=True) for _run in range(options.noop_runs)]
         # Let any flap the re-runs might have caused show up in the logs.
         time.sleep(max(0.0, 2.0 - (time.monotonic() - settled)))
         info = bench.info(memory=True)

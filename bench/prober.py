@@ -91,7 +91,7 @@ def run(targets, interval, out_path, max_seconds):
                 next_send = now + interval  # after a stall, never burst to catch up
         wait = max(0.0, min(next_send - time.monotonic(), 0.2))
         try:
-            readable, _, _ = select.select([sock], [], [], wait)
+            readable = select.select([sock], [], [], wait)[0]
         except InterruptedError:
             continue
         if readable:

@@ -143,8 +143,9 @@ def differences(before, after, path=""):
                 found.extend(differences(before[key], after[key], where))
         return found
     if isinstance(before, list) and isinstance(after, list) and before != after:
-        return ["%s: lost %r, gained %r" % (path, [x for x in before if x not in after],
-                                             [x for x in after if x not in before])]
+        lost = [x for x in before if x not in after]
+        gained = [x for x in after if x not in before]
+        return ["%s: lost %r, gained %r" % (path, lost, gained)]
     if before != after:
         return ["%s: %r -> %r" % (path, before, after)]
     return []
@@ -205,8 +206,10 @@ def masters(lab, nodes, router):
 
 
 def wait_one_master(lab, nodes, router, timeout=30):
-    return poll(lambda: (lambda found: found if len(found) == 1 else None)(masters(lab, nodes, router)),
-                timeout, "exactly one master of %s on %s" % (router, ", ".join(nodes)))[0]
+    def one_master():
+        found = masters(lab, nodes, router)
+        return found if len(found) == 1 else None
+    return poll(one_master, timeout, "exactly one master of %s on %s" % (router, ", ".join(nodes)))[0]
 
 
 def vip_holders(lab, nodes, router, address):

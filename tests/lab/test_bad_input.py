@@ -104,8 +104,9 @@ CASES = [
      ["router 'r2'", "interfaces[0].address"]),
     ("interface-on-gateway-network", with_r2(interfaces=[{"network": "ext", "address": "203.0.113.40/24"}]),
      ["router 'r2'", "interfaces[0].network 'ext' is already the gateway network"]),
-    ("interfaces-overlap", with_r2(interfaces=[{"network": "demo-net", "address": "10.0.0.129/25"},
-                                              {"network": "demo-net", "address": "10.0.0.130/26"}]),
+    ("interfaces-overlap", with_r2(interfaces=[
+        {"network": "demo-net", "address": "10.0.0.129/25"},
+        {"network": "demo-net", "address": "10.0.0.130/26"}]),
      ["router 'r2'", "overlaps"]),
     ("route-family", with_r2(routes=[{"destination": "10.9.0.0/16", "nexthop": "fd00:1::9"}]),
      ["router 'r2'", "routes[0].nexthop fd00:1::9 is not of the destination's family"]),
@@ -122,8 +123,8 @@ CASES = [
     ("network-vni-in-ha-range", {"l3ha_networks": dict(_GROUP_VARS["l3ha_networks"],
                                                        extra={"type": "vxlan", "vni": 2001})},
      ["network 'extra'", "vni 2001 is inside ha_vni_range"]),
-    ("network-reserved-name", {"l3ha_networks": dict(_GROUP_VARS["l3ha_networks"], **{"ha-x": {"type": "bridge",
-                                                                                          "bridge": "br-x"}})},
+    ("network-reserved-name", {"l3ha_networks": dict(
+        _GROUP_VARS["l3ha_networks"], **{"ha-x": {"type": "bridge", "bridge": "br-x"}})},
      ["network 'ha-x'", "name"]),
     ("ha-cidr-overlaps-vips", {"l3ha_ha_network_cidr": "169.254.0.0/16"},
      ["option ha_network_cidr", "overlaps 169.254.0.0/24"]),
