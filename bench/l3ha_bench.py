@@ -43,8 +43,11 @@ def machine():
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="bench/run", description=__doc__.splitlines()[0])
-    parser.add_argument("--routers", default="10,100,300,1000",
-                        help="comma-separated N for the converge runs (default 10,100,300,1000)")
+    # 1000 is not in the default: on the 2-core lab machine the N=1000 run (about 1300
+    # keepalived instances per node at advert 0.1 s) drove the load past 2000 and never
+    # finished; docs/benchmarks.md records it. Ask for it explicitly with --routers.
+    parser.add_argument("--routers", default="10,100,300",
+                        help="comma-separated N for the converge runs (default 10,100,300)")
     parser.add_argument("--nodes", type=int, default=3, help="network nodes for the converge runs")
     parser.add_argument("--failover-routers", type=int, default=100,
                         help="routers (all masters on one node) for the drain and crash runs")
