@@ -12,6 +12,7 @@ import sys
 import sysconfig
 import tarfile
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -57,8 +58,9 @@ def _copy_checkout(dest):
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
-    """Build the tarball from a copy of the checkout and install it offline; returns
-    (tarball member names, collections path, environment that sees only that path)."""
+    """Build the tarball from a copy of the checkout and install it offline; returns the
+    tarball's member names, the collections path, an environment that sees only that
+    path (and the venv's collections) and a working directory outside the checkout."""
     work = tmp_path_factory.mktemp("galaxy")
     source, build, collections = work / "source", work / "build", work / "collections"
     source.mkdir()
@@ -82,11 +84,11 @@ def installed(tmp_path_factory):
     # --offline and --no-deps: Galaxy is unreachable; dependencies come from the venv.
     _run([str(BIN / "ansible-galaxy"), "collection", "install", "--offline", "--no-deps", "-p", str(collections),
           str(tarballs[0])], env, work, 120)
-    return members, collections, env, work
+    return types.SimpleNamespace(members=members, collections=collections, env=env, work=work)
 
 
 def test_tarball_leaves_out_lab_bench_and_test_clutter(installed):
-    members = installed[0]
+    members = installed.members
     clutter = sorted(m for m in members if FORBIDDEN_PARTS & set(m.split("/")) or m.endswith(".pyc"))
     assert clutter == []
     for needed in ("MANIFEST.json", "playbooks/site.yml", "roles/l3ha/meta/argument_specs.yml",
@@ -96,11 +98,10 @@ def test_tarball_leaves_out_lab_bench_and_test_clutter(installed):
 
 
 def test_collection_list_shows_only_the_installed_copy(installed):
-    _, collections, env, work = installed
     listed = _run([str(BIN / "ansible-galaxy"), "collection", "list", "l3ha.routers", "--format", "json"],
-                  env, work, 60)
+                  installed.env, installed.work, 60)
     paths = [path for path, found in json.loads(listed.stdout).items() if "l3ha.routers" in found]
-    assert paths == [str(collections / "ansible_collections")]
+    assert paths == [str(installed.collections / "ansible_collections")]
 
 
 def _pings(lab, endpoint, address):
@@ -108,20 +109,26 @@ def _pings(lab, endpoint, address):
 
 
 def test_site_from_the_installed_collection_converges_the_lab(installed, lab):
-    _, collections, env, work = installed
-    installed_root = collections / "ansible_collections" / "l3ha" / "routers"
+    with open(str(INVENTORY)) as handle:
+        router = yaml.safe_load(handle)["all"]["children"]["l3ha_network_nodes"]["vars"]["l3ha_routers"][0]
+    installed_root = installed.collections / "ansible_collections" / "l3ha" / "routers"
+    env = dict(installed.env, ANSIBLE_SHOW_CUSTOM_STATS="true")
     result = _run([str(BIN / "ansible-playbook"), "-vv", "-i", str(INVENTORY), "-i", lab.fragment_path,
-                   "l3ha.routers.site"], env, work, 600)
+                   "l3ha.routers.site"], env, installed.work, 600)
     # -vv prints the file of every task: all of them must come from the installed copy.
     task_files = [line.split("task path:", 1)[1].strip() for line in result.stdout.splitlines()
                   if "task path:" in line]
     assert task_files, "no task path lines in the -vv output"
     elsewhere = sorted({path for path in task_files if not path.startswith(str(installed_root) + "/")})
     assert elsewhere == [], "tasks loaded from outside %s" % installed_root
+    # What AWX keeps as artifacts (set_stats): the plan summary, r1 on both nodes.
+    run_stats = [line.split("RUN:", 1)[1] for line in result.stdout.split("CUSTOM STATS:", 1)[-1].splitlines()
+                 if line.strip().startswith("RUN:")]
+    assert len(run_stats) == 1, result.stdout[-2000:]
+    summary = json.loads(run_stats[0])["l3ha_plan_summary"]
+    assert sorted(summary) == [router["name"]] and sorted(summary[router["name"]]["replicas"]) == ["net1", "net2"]
 
     # The router forwards: the tenant client reaches upstream through it (SNAT).
-    with open(str(INVENTORY)) as handle:
-        router = yaml.safe_load(handle)["all"]["children"]["l3ha_network_nodes"]["vars"]["l3ha_routers"][0]
     upstream = router["gateway"]["gateway_ip"][0]
     client = "client-" + router["interfaces"][0]["network"]
     deadline = time.monotonic() + 30
