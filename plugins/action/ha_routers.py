@@ -4,13 +4,15 @@
 module once for the whole node.
 
 For every router of the node's plan it renders three templates with the Templar, on the
-controller: keepalived.conf, notify.sh and nftables.nft. The rendered text goes into the
+controller: keepalived.conf, notify.sh and nftables.nft (plus conntrackd.conf for routers
+that sync connections). The rendered text goes into the
 router's ``files`` and the module (the node reconciler) runs once with all routers. There
 are no per-router remote tasks.
 
 Options of this action on top of the module's:
 
-``templates``: ``{keepalived.conf: PATH, notify.sh: PATH, nftables.nft: PATH}``; each
+``templates``: ``{keepalived.conf: PATH, notify.sh: PATH, nftables.nft: PATH,
+  conntrackd.conf: PATH}``; each
   path is looked up like the ``template`` module's ``src`` (the role's ``templates/``
   first), so users can point at their own templates.
 ``render``: settings the templates use (advert interval, GARP, hooks, health check,
@@ -39,10 +41,13 @@ from ansible.template import trust_as_template
 
 MODULE = "l3ha.routers.ha_routers"
 FILE_NAMES = ("keepalived.conf", "notify.sh", "nftables.nft")
+# Rendered only for routers that sync connections.
+CONNTRACKD_FILE = "conntrackd.conf"
 DEFAULT_TEMPLATES = {
     "keepalived.conf": "keepalived.conf.j2",
     "notify.sh": "notify.sh.j2",
     "nftables.nft": "nftables.nft.j2",
+    CONNTRACKD_FILE: "conntrackd.conf.j2",
 }
 MANAGED = "Managed by Ansible (l3ha.routers); local changes are overwritten."
 RENDER_DEFAULTS = {
@@ -57,7 +62,14 @@ RENDER_DEFAULTS = {
     "track_ports": [],
     "config_dir": "/etc/l3ha",
     "run_dir": "/run/l3ha",
+    "conntrackd": False,
+    "conntrackd_command": "/usr/sbin/conntrackd",
 }
+# conntrackd's sync port on the HA network (its documented default) and cache sizes.
+CONNTRACKD_PORT = 3780
+CONNTRACKD_HASH_SIZE = 8192
+CONNTRACKD_HASH_LIMIT = 131072
+CONNTRACKD_PURGE_TIMEOUT = 15
 CHECK_DEFAULTS = {"interval": 1, "timeout": 1, "fall": 2, "rise": 2, "gateway": True}
 HOOK_STATES = ("master", "backup", "fault", "stop")
 # Arguments of this action that the module does not take.
@@ -175,6 +187,43 @@ def _hooks(render, name):
     return {state: [str(command) for command in _as_list(hooks.get(state))] for state in HOOK_STATES}
 
 
+def _conntrackd(router, settings, ha_port, peers, run):
+    """conntrackd settings of one router, or None when it does not sync connections."""
+    name = router["name"]
+    wanted = router.get("conntrackd")
+    if wanted is None:
+        wanted = settings.get("conntrackd")
+    if not wanted:
+        return None
+    if ha_port is None:
+        raise RenderError("router %s: conntrackd: needs an HA router (ha is false)" % name)
+    if not peers:
+        return None  # a single replica has nobody to sync with
+    if len(peers) > 1:
+        raise RenderError("router %s: conntrackd: syncs exactly two replicas over unicast UDP, this router "
+                          "has %d peers (%s); set its max_nodes to 2" % (name, len(peers), ", ".join(peers)))
+    own = str(_interface(router["ha_address"], name, "ha_address").ip)
+    return {
+        "command": str(settings["conntrackd_command"]),
+        "address": own,
+        "peer": peers[0],
+        "port": CONNTRACKD_PORT,
+        "interface": ha_port,
+        "hash_size": CONNTRACKD_HASH_SIZE,
+        "hash_limit": CONNTRACKD_HASH_LIMIT,
+        "purge_timeout": CONNTRACKD_PURGE_TIMEOUT,
+        # Loopback, the HA addresses (VRRP and the sync itself) and the VRRP VIP.
+        "ignore_addresses": ["127.0.0.1", "::1", own] + list(peers) + (
+            [str(_interface(router["ha_vip"], name, "ha_vip").ip)] if router.get("ha_vip") else []),
+        "paths": {
+            "config": "%s/routers/%s/%s" % (settings["config_dir"].rstrip("/"), name, CONNTRACKD_FILE),
+            "lock": run + "/conntrackd.lock",
+            "socket": run + "/conntrackd.ctl",
+            "log": run + "/conntrackd.log",
+        },
+    }
+
+
 def router_view(router, render=None):
     """Values derived from one plan entry, for the templates. Pure; raises RenderError."""
     settings = dict(RENDER_DEFAULTS)
@@ -264,6 +313,7 @@ def router_view(router, render=None):
 
     run = "%s/routers/%s" % (settings["run_dir"].rstrip("/"), name)
     config = "%s/routers/%s" % (settings["config_dir"].rstrip("/"), name)
+    peers = [str(_address(peer, name, "peers")) for peer in router.get("peers") or []]
     return {
         "managed": MANAGED,
         "ha_port": ha_port,
@@ -272,7 +322,7 @@ def router_view(router, render=None):
         "track_interfaces": _as_list(settings.get("track_ports")),
         "ha": ha,
         "unicast_src_ip": str(_interface(router["ha_address"], name, "ha_address").ip) if ha else None,
-        "peers": [str(_address(peer, name, "peers")) for peer in router.get("peers") or []],
+        "peers": peers,
         "vrrp_version": version,
         "global_vrrp_version": global_version,
         "advert_int": advert_int,
@@ -287,6 +337,7 @@ def router_view(router, render=None):
         "check": _check(settings, gateway_port, gateway_v4, gateway_ip_v4),
         "hooks": _hooks(settings, name),
         "log_max_bytes": int(settings["log_max_bytes"]),
+        "conntrackd": _conntrackd(router, settings, ha_port, peers, run),
         "paths": {
             "config": config + "/keepalived.conf",
             "script": config + "/notify.sh",
@@ -300,7 +351,8 @@ def render_router_files(render_template, router, render):
     """({file name: text}, view) for one router; ``render_template(file_name, variables)``."""
     view = router_view(router, render)
     variables = {"router": router, "view": view}
-    return {file_name: render_template(file_name, variables) for file_name in FILE_NAMES}, view
+    names = FILE_NAMES + ((CONNTRACKD_FILE,) if view["conntrackd"] else ())
+    return {file_name: render_template(file_name, variables) for file_name in names}, view
 
 
 def read_sources(paths):
@@ -367,7 +419,7 @@ class ActionModule(ActionBase):
 
     def _template_paths(self, templates):
         paths = {}
-        for file_name in FILE_NAMES:
+        for file_name in DEFAULT_TEMPLATES:
             path = (templates or {}).get(file_name) or DEFAULT_TEMPLATES[file_name]
             try:
                 paths[file_name] = self._find_needle("templates", path)
@@ -392,9 +444,10 @@ class ActionModule(ActionBase):
         render.setdefault("config_dir", module_args.get("config_dir") or RENDER_DEFAULTS["config_dir"])
         render.setdefault("run_dir", module_args.get("run_dir") or RENDER_DEFAULTS["run_dir"])
         self._vrrp_secret = render.get("auth_pass") or None
-        unknown = sorted(set(templates) - set(FILE_NAMES))
+        unknown = sorted(set(templates) - set(DEFAULT_TEMPLATES))
         if unknown:
-            raise AnsibleActionFail("templates: unknown file(s) %s (use %s)" % (", ".join(unknown), ", ".join(FILE_NAMES)))
+            raise AnsibleActionFail("templates: unknown file(s) %s (use %s)"
+                                    % (", ".join(unknown), ", ".join(DEFAULT_TEMPLATES)))
 
         routers = [dict(router) for router in module_args.get("routers") or []]
         paths = self._template_paths(templates)

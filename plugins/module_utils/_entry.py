@@ -51,6 +51,7 @@ HA_ROUTERS_ARGS = dict(
     state_dir=dict(type='path', default='/var/lib/l3ha'),
     keepalived_bin=dict(type='str', default='keepalived'),
     nft_bin=dict(type='str', default='nft'),
+    conntrackd_bin=dict(type='str', default='conntrackd'),
 )
 
 ROUTER_FACTS_ARGS = dict(

@@ -31,9 +31,10 @@ from ansible_collections.l3ha.routers.plugins.module_utils._segments import (
     MARKER, ensure_segment, marker, segment_links, validate_segments,
 )
 from ansible_collections.l3ha.routers.plugins.module_utils._supervisor import (
-    SupervisorError, keepalived_argv, keepalived_pid, namespace_pids, reload_keepalived, remove_pid_files,
-    router_config_dir, router_run_dir, run_in, start_keepalived, stop_leftovers, stop_process,
-    systemd_command, systemd_unit, wait_for_pid,
+    SupervisorError, conntrackd_argv, conntrackd_pids, keepalived_argv, keepalived_pid, namespace_pids,
+    reload_keepalived, remove_pid_files, router_config_dir, router_run_dir, run_in, start_conntrackd,
+    start_keepalived, stop_conntrackd, stop_leftovers, stop_process, systemd_command, systemd_unit,
+    wait_for_pid,
 )
 from ansible_collections.l3ha.routers.plugins.module_utils._validate import (
     Errors, cidr_problem, ifname_problem, int_range_problem, ip_problem, mac_problem, mtu_problem,
@@ -42,7 +43,7 @@ from ansible_collections.l3ha.routers.plugins.module_utils._validate import (
 
 NAMESPACE_PREFIX = 'qrouter-'
 PORT_PREFIXES = {'ha': 'ha-', 'gateway': 'qg-', 'internal': 'qr-'}
-FILE_MODES = {'keepalived.conf': 0o600, 'notify.sh': 0o700, 'nftables.nft': 0o600}
+FILE_MODES = {'keepalived.conf': 0o600, 'notify.sh': 0o700, 'nftables.nft': 0o600, 'conntrackd.conf': 0o600}
 RECORD_FILE = 'router.json'
 
 # Router-wide sysctls, checked on every run (Neutron learned each through a bug):
@@ -293,6 +294,7 @@ class NodeReconciler(object):
         self.state_dir = params['state_dir']
         self.keepalived_bin = params.get('keepalived_bin') or 'keepalived'
         self.nft_bin = params.get('nft_bin') or 'nft'
+        self.conntrackd_bin = params.get('conntrackd_bin') or 'conntrackd'
         self.systemctl_bin = params.get('systemctl_bin') or 'systemctl'
         self.check_mode = check_mode
         self.failures = []
@@ -369,6 +371,8 @@ class NodeReconciler(object):
                 ensure_static_routes(space, router, changes, self.check_mode)
             self._ensure_files(router, changes)
             self._ensure_nftables(router, namespace, created, changes)
+            # before keepalived: its first transition already talks to conntrackd
+            self._ensure_conntrackd(router, namespace, created, changes)
             if 'keepalived.conf' in router['files']:
                 self._ensure_keepalived(space, router, namespace, created, drained, changes)
             elif not created:
@@ -457,6 +461,33 @@ class NodeReconciler(object):
             path = os.path.join(router_config_dir(self.config_dir, router['name']), 'nftables.nft')
             run_in(namespace, [self.nft_bin, '-f', path], 'loading nftables for router %s' % router['name'])
             write_atomic(marker_path, wanted + '\n', 0o600, durable=False)
+
+    def _ensure_conntrackd(self, router, namespace, created, changes):
+        """conntrackd runs with the router's conntrackd.conf (restarted when it changed), or not at all."""
+        name = router['name']
+        content = router['files'].get('conntrackd.conf')
+        running = bool(conntrackd_pids(namespace)) if not created else False
+        if content is None:
+            if running:
+                changes.add('conntrackd', 'running', 'stopped')
+                if not self.check_mode:
+                    stop_conntrackd(namespace, self.run_dir, name)
+            return
+        checksum_path = os.path.join(self._run_dir(router), 'conntrackd.sha256')
+        wanted = sha256_text(content)
+        loaded = (read_text(checksum_path) or '').strip() or None
+        if running and loaded == wanted:
+            return
+        if running:
+            # conntrackd has no reload: a new config means a restart
+            changes.add('conntrackd.config', loaded[:12] if loaded else 'unknown', wanted[:12])
+        else:
+            changes.add('conntrackd', 'stopped', 'running')
+        if self.check_mode:
+            return
+        stop_conntrackd(namespace, self.run_dir, name)
+        start_conntrackd(namespace, conntrackd_argv(name, self.config_dir, self.conntrackd_bin))
+        write_atomic(checksum_path, wanted + '\n', 0o600, durable=False)
 
     def _ensure_no_keepalived(self, router, namespace, changes):
         """A router that became non-HA: its keepalived goes."""

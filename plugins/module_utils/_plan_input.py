@@ -180,6 +180,7 @@ class Router:
         self.interfaces = []  # [(network, [IPNetwork, ...])], one entry per network
         self.routes = []  # [(IPNetwork, IPAddress)]
         self.floating_ips = []  # [(IPAddress external, IPAddress internal)]
+        self.conntrackd = None  # None = the role's l3ha_conntrackd decides
 
 
 class Inputs:
@@ -449,7 +450,7 @@ def _read_routers(inputs, raw):
 
 
 _ROUTER_KEYS = frozenset(("name", "tenant", "ha", "min_nodes", "max_nodes", "availability_zones", "vrid",
-                          "gateway", "interfaces", "routes", "floating_ips", "state"))
+                          "gateway", "interfaces", "routes", "floating_ips", "state", "conntrackd"))
 
 
 def _read_router(inputs, name, spec):
@@ -479,6 +480,10 @@ def _read_router(inputs, name, spec):
     _check_overlaps(errors, where, router)
     _read_routes(errors, where, router, spec.get("routes"))
     _read_floating_ips(errors, where, router, spec.get("floating_ips"))
+    if spec.get("conntrackd") is not None:
+        router.conntrackd = _field(errors, where, "conntrackd", to_bool, spec.get("conntrackd"))
+        if router.conntrackd and router.ha is False:
+            errors.append("%s: conntrackd is true but ha is false (it syncs HA replicas)" % where)
     return router
 
 

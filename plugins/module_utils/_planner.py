@@ -213,7 +213,7 @@ class _Builder:
                 port["addresses"] = list(texts)
             interfaces.append({"network": network, "port": port["name"], "addresses": texts,
                                "subnets": _unique(str(a.cidr) for a in addresses)})
-        return {
+        shared = {
             "name": name, "tenant": router.tenant, "namespace": "qrouter-" + name, "ha": router.ha,
             "vrid": vrid, "segment": segment,
             "ha_vip": "169.254.0.%d/24" % vrid if vrid else None,
@@ -224,6 +224,9 @@ class _Builder:
             "internal_subnets": _unique(s for i in interfaces for s in i["subnets"]),
             "segment_vni": self.segments[segment].get("vni") if segment else None,
         }
+        if router.conntrackd is not None:  # else the role's l3ha_conntrackd decides
+            shared["conntrackd"] = router.conntrackd
+        return shared
 
     def _port(self, kind, name, segment, mac_key):
         return {"kind": kind, "name": name, "peer": "v" + name.replace("-", ""), "segment": segment,

@@ -54,6 +54,36 @@ def keepalived_argv(name, config_dir, run_dir, keepalived_bin='keepalived'):
     ]
 
 
+def conntrackd_argv(name, config_dir, conntrackd_bin='conntrackd'):
+    """conntrackd of one router, run inside its namespace; `-d` forks once it is ready.
+
+    Its lock file, UNIX socket and log are named in the router's conntrackd.conf (under
+    the router's run directory), so the daemons of several routers never collide.
+    """
+    return [conntrackd_bin, '-d', '-C', os.path.join(router_config_dir(config_dir, name), 'conntrackd.conf')]
+
+
+def conntrackd_pids(namespace):
+    """Live conntrackd processes in the namespace (one per router namespace)."""
+    pids = []
+    for pid in namespace_pids(namespace):
+        found = _process_state(pid)
+        if found is not None and found[0] == 'conntrackd' and found[1] not in ('Z', 'X'):
+            pids.append(pid)
+    return pids
+
+
+def stop_conntrackd(namespace, run_dir, name):
+    """Stop the router's conntrackd and remove what a killed one leaves behind.
+
+    A lock file left by a SIGKILLed daemon makes the next start fail ("perhaps conntrackd
+    is already running").
+    """
+    for pid in conntrackd_pids(namespace):
+        stop_process(pid)
+    remove_run_files(run_dir, name, ('conntrackd.lock', 'conntrackd.ctl'))
+
+
 def systemd_unit(name):
     return 'l3ha-keepalived@%s.service' % name
 
@@ -114,7 +144,7 @@ def keepalived_pid(run_dir, name, namespace):
 
 
 class Started(object):
-    """A keepalived being started: its foreground process exits once the daemon runs."""
+    """A daemon (keepalived, conntrackd) being started: its foreground process exits once the daemon runs."""
 
     def __init__(self, namespace, argv):
         self.argv = argv
@@ -143,6 +173,11 @@ class Started(object):
 def start_keepalived(namespace, argv):
     """Start keepalived inside `namespace` (it daemonizes); call .wait() on the result."""
     return Started(namespace, argv)
+
+
+def start_conntrackd(namespace, argv):
+    """Start conntrackd inside `namespace`; returns once it runs, else raises SupervisorError."""
+    Started(namespace, argv).wait()
 
 
 def wait_for_pid(run_dir, name, namespace, timeout=START_TIMEOUT):
@@ -212,8 +247,12 @@ def stop_leftovers(namespace, run_dir, name):
 
 
 def remove_pid_files(run_dir, name):
+    remove_run_files(run_dir, name, ('keepalived.pid', 'vrrp.pid'))
+
+
+def remove_run_files(run_dir, name, fnames):
     run = router_run_dir(run_dir, name)
-    for fname in ('keepalived.pid', 'vrrp.pid'):
+    for fname in fnames:
         try:
             os.unlink(os.path.join(run, fname))
         except OSError as exc:

@@ -22,6 +22,8 @@ description:
     Before a keepalived that is not running is started, addresses other than the C(ha-) address and
     routes other than connected ones are removed from the router, so it comes back as a clean backup.
   - On a drained node (C(<state_dir>/drained) exists) keepalived is not started.
+  - A router with a C(conntrackd.conf) file gets a conntrackd in its namespace, started before
+    keepalived and restarted when that file changes; without the file its conntrackd is stopped.
   - It also ensures the L2 segments in O(segments) (bridges, vxlan devices with head-end replication).
   - All input is validated first; on any error nothing is changed and the message names the router
     (or segment) and the field.
@@ -30,6 +32,7 @@ requirements:
   - pyroute2
   - keepalived
   - nft (when routers have an C(nftables.nft) file)
+  - conntrackd (when routers have a C(conntrackd.conf) file)
 extends_documentation_fragment:
   - l3ha.routers._attributes
 attributes:
@@ -45,7 +48,7 @@ options:
     description:
       - The full desired set of routers on this node, as planned on the controller (see
         C(docs/architecture.md), "Reconciler input"), each with C(files) holding the rendered
-        C(keepalived.conf) and optional C(notify.sh) and C(nftables.nft), and C(metadata) (written
+        C(keepalived.conf) and optional C(notify.sh), C(nftables.nft) and C(conntrackd.conf), and C(metadata) (written
         to C(router.json)).
     type: list
     elements: dict
@@ -96,6 +99,10 @@ options:
     description: nft executable.
     type: str
     default: nft
+  conntrackd_bin:
+    description: conntrackd executable, for routers with a C(conntrackd.conf) file (run in their namespace).
+    type: str
+    default: conntrackd
 author:
   - l3ha.routers developers (@l3ha)
 '''

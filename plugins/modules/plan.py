@@ -60,8 +60,8 @@ options:
         1..254, unique per tenant), C(gateway) (C(network), C(address) and C(gateway_ip),
         each a string or a list with one entry per family, C(snat) default true),
         C(interfaces) (a list of C(network) and C(address)), C(routes) (C(destination),
-        C(nexthop)), C(floating_ips) (C(external), C(internal)) and C(state)
-        (C(present) or C(absent)).
+        C(nexthop)), C(floating_ips) (C(external), C(internal)), C(conntrackd) (a boolean, default
+        the role's C(l3ha_conntrackd); only for HA routers) and C(state) (C(present) or C(absent)).
     type: list
     elements: dict
     default: []

@@ -1,0 +1,185 @@
+"""conntrackd per router: the planner field, the derived view, conntrackd.conf and the
+notify.sh/keepalived.conf additions, rendered as the ha_routers action plugin renders them.
+Routers without conntrackd must render exactly as before (no file, no extra text)."""
+import contextlib
+import copy
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import uuid
+
+import pytest
+
+from ansible_collections.l3ha.routers.plugins.action import ha_routers
+from test_planner_helpers import ok, router, run
+from test_templates import full_router, keepalived_test, render, single_router
+
+CONNTRACKD = shutil.which("conntrackd") or "/usr/sbin/conntrackd"
+needs_conntrackd = pytest.mark.skipif(not pathlib.Path(CONNTRACKD).exists() or os.geteuid() != 0,
+                                      reason="needs conntrackd and root (a private network namespace)")
+
+
+def pair_router(**fields):
+    """full_router with two replicas (one peer), as conntrackd needs."""
+    spec = full_router()
+    spec["peers"] = ["169.254.192.2"]
+    spec.update(fields)
+    return spec
+
+
+# --- planner ------------------------------------------------------------------------
+
+def test_planner_passes_the_router_field_through_and_omits_it_when_unset():
+    result = ok([router("r1", 1, conntrackd=True), router("r2", 2, conntrackd="no"), router("r3", 3)])
+    wanted = {"r1": True, "r2": False, "r3": None}
+    seen = 0
+    for node, planned in result["nodes"].items():
+        for spec in planned["routers"]:
+            assert spec.get("conntrackd", None) is wanted[spec["name"]], (node, spec["name"])
+            assert wanted[spec["name"]] is not None or "conntrackd" not in spec
+            seen += 1
+    assert seen == 6  # two replicas each
+
+
+@pytest.mark.parametrize("fields,expected", [
+    ({"conntrackd": "maybe"}, "router 'r1': conntrackd 'maybe' is not a boolean"),
+    ({"conntrackd": True, "ha": False}, "router 'r1': conntrackd is true but ha is false"),
+])
+def test_planner_rejects_bad_conntrackd_values(fields, expected):
+    errors = run([router("r1", 1, **fields)])["errors"]
+    assert any(expected in error for error in errors), errors
+
+
+# --- the view -----------------------------------------------------------------------
+
+def test_off_by_default_and_the_router_field_overrides_the_setting():
+    assert ha_routers.router_view(pair_router())["conntrackd"] is None
+    assert ha_routers.router_view(pair_router(), {"conntrackd": True})["conntrackd"] is not None
+    assert ha_routers.router_view(pair_router(conntrackd=False), {"conntrackd": True})["conntrackd"] is None
+    assert ha_routers.router_view(pair_router(conntrackd=True), {"conntrackd": False})["conntrackd"] is not None
+
+
+def test_view_syncs_from_the_ha_address_to_the_peer_on_the_ha_port():
+    view = ha_routers.router_view(pair_router(conntrackd=True), {"run_dir": "/run/x", "config_dir": "/etc/x"})
+    sync = view["conntrackd"]
+    assert (sync["address"], sync["peer"], sync["interface"]) == ("169.254.192.1", "169.254.192.2", "ha-1a2b3c4d")
+    assert sync["paths"] == {"config": "/etc/x/routers/demo-r1/conntrackd.conf",
+                             "lock": "/run/x/routers/demo-r1/conntrackd.lock",
+                             "socket": "/run/x/routers/demo-r1/conntrackd.ctl",
+                             "log": "/run/x/routers/demo-r1/conntrackd.log"}
+    # VRRP and the sync itself are never synced.
+    assert {"169.254.192.1", "169.254.192.2", "169.254.0.7"} <= set(sync["ignore_addresses"])
+
+
+def test_a_single_replica_has_nobody_to_sync_with():
+    assert ha_routers.router_view(pair_router(conntrackd=True, peers=[]))["conntrackd"] is None
+
+
+@pytest.mark.parametrize("mutate,problem", [
+    (lambda r: r.update(peers=["169.254.192.2", "169.254.192.3"]), "syncs exactly two replicas"),
+    (lambda r: r.update(copy.deepcopy(single_router()), conntrackd=True), "needs an HA router"),
+])
+def test_unsupported_routers_are_errors_naming_router_and_field(mutate, problem):
+    spec = pair_router(conntrackd=True)
+    mutate(spec)
+    with pytest.raises(ha_routers.RenderError) as error:
+        ha_routers.router_view(spec)
+    assert str(error.value).startswith("router %s: conntrackd: " % spec["name"])
+    assert problem in str(error.value)
+
+
+# --- rendered files -----------------------------------------------------------------
+
+def test_without_conntrackd_there_is_no_file_and_no_trace_in_the_others():
+    files, _view = render(pair_router())
+    assert "conntrackd.conf" not in files
+    for name, text in files.items():
+        assert "conntrackd" not in text.lower(), name
+
+
+def test_conntrackd_conf_is_ftfw_over_unicast_udp():
+    files, _view = render(pair_router(conntrackd=True))
+    conf = files["conntrackd.conf"]
+    lines = [line.strip() for line in conf.splitlines()]
+    assert "Mode FTFW {" in lines
+    assert "IPv4_address 169.254.192.1" in lines
+    assert "IPv4_Destination_Address 169.254.192.2" in lines
+    assert "Interface ha-1a2b3c4d" in lines
+    assert "Port 3780" in lines
+    assert "LockFile /run/l3ha/routers/demo-r1/conntrackd.lock" in lines
+    assert "Path /run/l3ha/routers/demo-r1/conntrackd.ctl" in lines
+    assert "Multicast {" not in lines
+
+
+def transition_body(script):
+    lines = script.splitlines()
+    start = lines.index("transition() {")
+    return lines[start:lines.index("}", start)]
+
+
+def sync_case(script, state):
+    """The conntrackd calls of one state in sync_connections(), in order."""
+    lines = [line.strip() for line in script.splitlines()]
+    start = lines.index("sync_connections() {")
+    case = next(i for i in range(start, len(lines)) if lines[i].startswith(state) and lines[i].endswith(")"))
+    end = next(i for i in range(case, len(lines)) if lines[i] == ";;")
+    return [line.split()[1] for line in lines[case + 1:end] if line.startswith("conntrackd_call")]
+
+
+def test_notify_commits_on_master_and_resyncs_on_backup_before_recording_the_state():
+    files, _view = render(pair_router(conntrackd=True))
+    script = files["notify.sh"]
+    assert "CONNTRACKD_CONFIG=/etc/l3ha/routers/demo-r1/conntrackd.conf" in script
+    assert sync_case(script, "master") == ["-c", "-f", "-R", "-B"]
+    assert sync_case(script, "backup") == ["-t", "-f", "-n"]
+    assert sync_case(script, "fault|stop") == ["-t"]
+    body = [line.strip() for line in transition_body(script)]
+    assert body.index('sync_connections "$1"') < body.index('record_state "$1" "$at"')
+
+
+def test_notify_with_conntrackd_is_valid_posix_sh(tmp_path):
+    files, _view = render(pair_router(conntrackd=True))
+    script = tmp_path / "notify.sh"
+    script.write_text(files["notify.sh"])
+    result = subprocess.run(["sh", "-n", str(script)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+
+
+def test_switching_conntrackd_changes_keepalived_conf_so_the_reader_is_reloaded():
+    without, _view = render(pair_router())
+    with_sync, view = render(pair_router(conntrackd=True))
+    assert without["keepalived.conf"] != with_sync["keepalived.conf"]
+    if ha_routers.find_keepalived():
+        assert keepalived_test(with_sync, view) is None
+
+
+@needs_conntrackd
+def test_conntrackd_accepts_the_rendered_config(tmp_path):
+    """The daemon parses the file and starts (in a throwaway namespace, then stopped)."""
+    files, _view = render(pair_router(conntrackd=True), {"run_dir": str(tmp_path / "run")})
+    run_dir = tmp_path / "run" / "routers" / "demo-r1"
+    run_dir.mkdir(parents=True)
+    config = tmp_path / "conntrackd.conf"
+    config.write_text(files["conntrackd.conf"])
+    namespace = "l3ha-ct-%s" % uuid.uuid4().hex[:8]
+    subprocess.run(["ip", "netns", "add", namespace], check=True)
+    try:
+        def in_ns(*argv):
+            return subprocess.run(["ip", "netns", "exec", namespace] + list(argv), capture_output=True, text=True,
+                                  check=False, timeout=30)
+        assert in_ns("ip", "link", "add", "ha-1a2b3c4d", "type", "veth", "peer", "name", "vha1a2b3c4d").returncode == 0
+        assert in_ns("ip", "addr", "add", "169.254.192.1/18", "dev", "ha-1a2b3c4d").returncode == 0
+        assert in_ns("ip", "link", "set", "ha-1a2b3c4d", "up").returncode == 0
+        started = in_ns(CONNTRACKD, "-d", "-C", str(config))
+        assert started.returncode == 0, started.stdout + started.stderr
+        stats = in_ns(CONNTRACKD, "-C", str(config), "-s")
+        assert stats.returncode == 0 and "cache internal" in stats.stdout, stats.stdout + stats.stderr
+        assert in_ns(CONNTRACKD, "-C", str(config), "-k").returncode == 0
+    finally:
+        pids = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, text=True, check=False)
+        for pid in pids.stdout.split():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+        subprocess.run(["ip", "netns", "del", namespace], check=False)
