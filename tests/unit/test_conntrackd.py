@@ -125,15 +125,15 @@ def sync_case(script, state):
     start = lines.index("sync_connections() {")
     case = next(i for i in range(start, len(lines)) if lines[i].startswith(state) and lines[i].endswith(")"))
     end = next(i for i in range(case, len(lines)) if lines[i] == ";;")
-    return [line.split()[1] for line in lines[case + 1:end] if line.startswith("conntrackd_call")]
+    return [" ".join(line.split()[1:]) for line in lines[case + 1:end] if line.startswith("conntrackd_call")]
 
 
 def test_notify_commits_on_master_and_resyncs_on_backup_before_recording_the_state():
     files, _view = render(pair_router(conntrackd=True))
     script = files["notify.sh"]
     assert "CONNTRACKD_CONFIG=/etc/l3ha/routers/demo-r1/conntrackd.conf" in script
-    assert sync_case(script, "master") == ["-c", "-f", "-R", "-B"]
-    assert sync_case(script, "backup") == ["-t", "-f", "-n"]
+    assert sync_case(script, "master") == ["-c", "-f internal", "-R", "-B"]
+    assert sync_case(script, "backup") == ["-t", "-f internal", "-f external", "-n"]
     assert sync_case(script, "fault|stop") == ["-t"]
     body = [line.strip() for line in transition_body(script)]
     assert body.index('sync_connections "$1"') < body.index('record_state "$1" "$at"')
