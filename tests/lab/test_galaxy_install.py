@@ -104,6 +104,17 @@ def test_collection_list_shows_only_the_installed_copy(installed):
     assert paths == [str(installed.collections / "ansible_collections")]
 
 
+def test_execution_environment_gets_the_controller_dependencies(installed):
+    """ansible-builder reads meta/execution-environment.yml of the installed collection:
+    netaddr (the planner) for the EE; pyroute2 belongs on the nodes, not in the EE."""
+    result = _run([str(BIN / "ansible-builder"), "introspect", "--sanitize", str(installed.collections)],
+                  installed.env, installed.work, 120)
+    found = yaml.safe_load(result.stdout)
+    python = [line.split("#")[0].strip() for line in found.get("python") or []]
+    assert python == ["netaddr>=1.0"], found
+    assert all("from collection l3ha.routers" in line for line in found.get("system") or []), found
+
+
 def _pings(lab, endpoint, address):
     return lab.run(endpoint, ["ping", "-c", "1", "-W", "1", address], timeout=10).returncode == 0
 
