@@ -113,3 +113,9 @@ def test_argument_specs_name_the_bad_option(tmp_path, entry, extra_vars, message
                             timeout=120)
     assert result.returncode != 0, result.stdout[-3000:]
     assert message in result.stdout, result.stdout[-3000:]
+
+
+def test_changelog_fragments_pass_lint():
+    result = subprocess.run([str(BIN / "antsibull-changelog"), "lint"], cwd=ROOT, capture_output=True, text=True,
+                            check=False, timeout=120)
+    assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
