@@ -14,6 +14,7 @@ The sockets are the test's own, created inside the endpoints' network namespaces
 """
 
 import contextlib
+import copy
 import ctypes
 import os
 import socket
@@ -210,6 +211,57 @@ def test_rerun_changes_nothing_and_conntrackd_runs_only_for_its_router(converged
     counters = recap(again.stdout)
     assert counters and all(entry["changed"] == 0 for entry in counters.values()), again.stdout[-3000:]
     assert "changed" in first.stdout
+
+
+def conntrackd_pid(lab, node):
+    pids = node_sh(lab, node, "pgrep -x conntrackd; true").split()
+    assert len(pids) <= 1, (node, pids)
+    return int(pids[0]) if pids else None
+
+
+def test_a_killed_conntrackd_is_started_again(converged, lab_inventory):
+    """SIGKILL leaves its lock file behind; the next run removes it and starts a new one."""
+    lab, _result = converged
+    killed = conntrackd_pid(lab, "net2")
+    node_sh(lab, "net2", "kill -KILL %d" % killed)
+    poll(lambda: conntrackd_pid(lab, "net2") is None, 30, "the killed conntrackd to be gone")
+    assert "conntrackd.lock" in node_sh(lab, "net2", "ls /run/l3ha/routers/ct")
+    result = converge(lab, inventories=lab_inventory)
+    assert recap(result.stdout)["net2"]["changed"] == 1, result.stdout[-3000:]
+    assert conntrackd_pid(lab, "net2") not in (None, killed)
+    assert conntrackd_namespaces(lab, "net2") == ["qrouter-ct"]
+
+
+def test_switching_conntrackd_off_and_on_again(converged, lab_inventory):
+    """Off: the daemon and its file go, notify.sh loses its calls, keepalived is reloaded
+    (same pid). On again: it comes back on both nodes."""
+    lab, _result = converged
+    keepalived_before = {node: keepalived_pids(lab, node, "ct")[0] for node in NODES}
+    routers = copy.deepcopy(INVENTORY["all"]["children"]["l3ha_network_nodes"]["vars"]["l3ha_routers"])
+    routers[0]["conntrackd"] = False
+    converge(lab, inventories=lab_inventory, extra_vars={"l3ha_routers": routers})
+    for node in NODES:
+        assert conntrackd_namespaces(lab, node) == [], node
+        assert "conntrackd" not in node_sh(lab, node, "ls /etc/l3ha/routers/ct; cat /etc/l3ha/routers/ct/notify.sh")
+        assert keepalived_pids(lab, node, "ct")[0] == keepalived_before[node], node
+    converge(lab, inventories=lab_inventory)
+    for node in NODES:
+        assert conntrackd_namespaces(lab, node) == ["qrouter-ct"], node
+        assert keepalived_pids(lab, node, "ct")[0] == keepalived_before[node], node
+
+
+def test_removing_the_router_stops_its_conntrackd(converged, lab_inventory):
+    lab, _result = converged
+    routers = copy.deepcopy(INVENTORY["all"]["children"]["l3ha_network_nodes"]["vars"]["l3ha_routers"])
+    routers[0]["state"] = "absent"
+    converge(lab, inventories=lab_inventory, extra_vars={"l3ha_routers": routers})
+    for node in NODES:
+        assert node_sh(lab, node, "pgrep -x conntrackd; true").split() == [], node
+        assert node_sh(lab, node, "ls /run/l3ha/routers /etc/l3ha/routers").split().count("ct") == 0, node
+    converge(lab, inventories=lab_inventory)
+    for node in NODES:
+        assert conntrackd_namespaces(lab, node) == ["qrouter-ct"], node
+    wait_one_master(lab, NODES, "ct")
 
 
 def test_tcp_connection_survives_crash_failover_only_with_conntrackd(converged, listener):
