@@ -70,7 +70,8 @@ def main(status_json, *inventories):
     time.sleep(1)  # a second of normal traffic before the crash, so the gap is around it
     lab("crash", busiest)
     deadline = time.monotonic() + 30
-    healthy = all([wait_until_answering(path, deadline) for path in paths])
+    answering = [wait_until_answering(path, deadline) for path in paths]  # wait for every router
+    healthy = all(answering)
     time.sleep(1)  # traffic after recovery closes the last gap
     print(f"{'router':<12} {'client':<20} outage (longest gap between replies)")
     for router, client, _upstream in paths:
