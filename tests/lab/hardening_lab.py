@@ -3,8 +3,10 @@ collection's playbooks against a lab, snapshot nodes, read VRRP states, poll.
 
 Imported by the test modules next to it (pytest puts this directory on sys.path)."""
 
+import contextlib
 import json
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -223,3 +225,106 @@ def vip_holders(lab, nodes, router, address):
         if result.returncode == 0 and (" %s/" % address) in result.stdout:
             holders.append(node)
     return holders
+
+
+def node_sh(lab, node, script, timeout=30):
+    """Run a shell script inside a node; fail with its output when it fails."""
+    result = lab.run(node, ["sh", "-c", script], timeout=timeout)
+    assert result.returncode == 0, "%s: %r failed: %s%s" % (node, script, result.stdout, result.stderr)
+    return result.stdout
+
+
+def keepalived_pids(lab, node, router, run_dir="/run/l3ha"):
+    """(keepalived parent pid, VRRP child pid) from the router's pid files; None if missing."""
+    out = node_sh(lab, node, 'for f in keepalived vrrp; do echo "$(cat %s/routers/%s/$f.pid 2>/dev/null)"; done'
+                  % (run_dir, router))
+    values = [line.strip() for line in out.split("\n")[:2]]
+    return tuple(int(value) if value.isdigit() else None for value in values)
+
+
+def process_alive(lab, node, pid):
+    """Whether `pid` runs in the node (a zombie does not count)."""
+    out = node_sh(lab, node, "cat /proc/%d/stat 2>/dev/null; true" % pid)
+    return bool(out) and out.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def transitions(lab, node, router, run_dir="/run/l3ha"):
+    """The states recorded in the router's transitions.log, oldest first."""
+    out = node_sh(lab, node, "cat %s/routers/%s/transitions.log 2>/dev/null; true" % (run_dir, router))
+    return [line.split()[1] for line in out.splitlines() if len(line.split()) >= 2]
+
+
+def state_changes(states, before):
+    """How many times the state changed in `states` (log lines after `before` earlier ones).
+
+    A reload makes keepalived report the current state again; a repeated state is not a
+    transition."""
+    previous = states[before - 1] if before else None
+    changes = 0
+    for state in states[before:]:
+        if state != previous:
+            changes += 1
+        previous = state
+    return changes
+
+
+def recap(output):
+    """{host: {ok: N, changed: N, failed: N, unreachable: N}} from a PLAY RECAP."""
+    found = {}
+    for host, counters in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", output, re.MULTILINE):
+        found[host] = {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", counters)}
+    return found
+
+
+def ha_vxlan_device(lab, node, router, config_dir="/etc/l3ha"):
+    """The vxlan device of the router's HA segment in the node's root namespace."""
+    record = json.loads(node_sh(lab, node, "cat %s/routers/%s/router.json" % (config_dir, router)))
+    wanted = "l3ha:" + record["segment"]
+    for link in json.loads(node_sh(lab, node, "ip -j -d link show")):
+        if link.get("ifalias") == wanted and (link.get("linkinfo") or {}).get("info_kind") == "vxlan":
+            return link["ifname"]
+    raise AssertionError("%s: no vxlan device of segment %s" % (node, record["segment"]))
+
+
+def answers(lab, source, target):
+    """One ping from `source` to `target` got an answer."""
+    return lab.run(source, ["ping", "-n", "-q", "-c", "1", "-W", "1", target], timeout=30).returncode == 0
+
+
+@contextlib.contextmanager
+def probing(lab, name, source, target, interval=0.01):
+    """Probe traffic for the block; the dict it yields gets the probe's result on exit."""
+    result = {}
+    lab.probe_start(name, source, target, interval=interval, max_seconds=900)
+    try:
+        yield result
+    finally:
+        result.update(lab.probe_stop(name))
+
+
+def record_measurement(case, **values):
+    """Print a measurement (pytest -s shows it) and append it to $L3HA_MEASUREMENTS, if set."""
+    entry = dict(values, case=case, at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    line = json.dumps(entry, sort_keys=True)
+    print("MEASURED " + line)
+    path = os.environ.get("L3HA_MEASUREMENTS")
+    if path:
+        with open(path, "a") as handle:
+            handle.write(line + "\n")
+
+
+def wait_settled(lab, nodes, routers, timeout=60):
+    """Every router: exactly one master, every other replica backup (none in fault/stop)."""
+    last = [None]
+
+    def settled():
+        states = last[0] = {node: router_states(lab, node) or {} for node in nodes}
+        for router in routers:
+            seen = sorted(states[node].get(router) for node in nodes if router in states[node])
+            if seen.count("master") != 1 or any(state not in ("master", "backup") for state in seen):
+                return None
+        return states
+    try:
+        return poll(settled, timeout, "one master and only backups besides for %s" % ", ".join(routers), interval=0.1)
+    except AssertionError as exc:
+        raise AssertionError("%s; last states: %s" % (exc, last[0]))
