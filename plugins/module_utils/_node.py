@@ -22,7 +22,7 @@ from ansible_collections.l3ha.routers.plugins.module_utils._files import (
 )
 from ansible_collections.l3ha.routers.plugins.module_utils._netlink import (
     RT_PROTO_KERNEL, RT_TABLE_LOCAL, Namespace, NetlinkError, Route, create_namespace, delete_namespace, entered,
-    is_ipv6_link_local, list_namespaces, normalize_cidr, read_sysctl, write_sysctl,
+    is_ipv6_link_local, list_namespaces, namespace_inode, normalize_cidr, read_sysctl, write_sysctl,
 )
 from ansible_collections.l3ha.routers.plugins.module_utils._ports import (
     AbsentSpace, VethSpec, ensure_veth,
@@ -31,10 +31,10 @@ from ansible_collections.l3ha.routers.plugins.module_utils._segments import (
     MARKER, ensure_segment, marker, segment_links, validate_segments,
 )
 from ansible_collections.l3ha.routers.plugins.module_utils._supervisor import (
-    SupervisorError, conntrackd_argv, conntrackd_pids, keepalived_argv, keepalived_pid, namespace_pids,
-    reload_keepalived, remove_pid_files, router_config_dir, router_run_dir, run_in, start_conntrackd,
-    start_keepalived, stop_conntrackd, stop_leftovers, stop_process, systemd_command, systemd_unit,
-    wait_for_pid,
+    CONNTRACKD_CHECKSUM, SupervisorError, conntrackd_argv, conntrackd_namespaces, keepalived_argv, keepalived_pid,
+    namespace_pids, reload_keepalived, remove_pid_files, router_config_dir, router_run_dir, run_in,
+    start_conntrackd, start_keepalived, stop_conntrackd, stop_leftovers, stop_process, systemd_command,
+    systemd_unit, wait_for_pid,
 )
 from ansible_collections.l3ha.routers.plugins.module_utils._validate import (
     Errors, cidr_problem, ifname_problem, int_range_problem, ip_problem, mac_problem, mtu_problem,
@@ -299,6 +299,7 @@ class NodeReconciler(object):
         self.check_mode = check_mode
         self.failures = []
         self.started = []  # keepalived processes started, not yet seen alive
+        self._conntrackd = None  # {namespace inode: [pid]}, scanned once per run
 
     @property
     def drained(self):
@@ -466,14 +467,17 @@ class NodeReconciler(object):
         """conntrackd runs with the router's conntrackd.conf (restarted when it changed), or not at all."""
         name = router['name']
         content = router['files'].get('conntrackd.conf')
-        running = bool(conntrackd_pids(namespace)) if not created else False
+        run = router_run_dir(self.run_dir, name)
         if content is None:
-            if running:
-                changes.add('conntrackd', 'running', 'stopped')
+            # only a router that had conntrackd is looked for (no /proc scan otherwise)
+            if not created and os.path.exists(os.path.join(run, CONNTRACKD_CHECKSUM)):
+                changes.add('conntrackd', 'running' if self._conntrackd_running(namespace) else 'stopped',
+                            'absent')
                 if not self.check_mode:
                     stop_conntrackd(namespace, self.run_dir, name)
             return
-        checksum_path = os.path.join(self._run_dir(router), 'conntrackd.sha256')
+        running = not created and self._conntrackd_running(namespace)
+        checksum_path = os.path.join(self._run_dir(router), CONNTRACKD_CHECKSUM)
         wanted = sha256_text(content)
         loaded = (read_text(checksum_path) or '').strip() or None
         if running and loaded == wanted:
@@ -488,6 +492,14 @@ class NodeReconciler(object):
         stop_conntrackd(namespace, self.run_dir, name)
         start_conntrackd(namespace, conntrackd_argv(name, self.config_dir, self.conntrackd_bin))
         write_atomic(checksum_path, wanted + '\n', 0o600, durable=False)
+
+    def _conntrackd_running(self, namespace):
+        if self._conntrackd is None:
+            self._conntrackd = conntrackd_namespaces()
+        try:
+            return bool(self._conntrackd.get(namespace_inode(namespace)))
+        except OSError:
+            return False
 
     def _ensure_no_keepalived(self, router, namespace, changes):
         """A router that became non-HA: its keepalived goes."""

@@ -54,6 +54,10 @@ def keepalived_argv(name, config_dir, run_dir, keepalived_bin='keepalived'):
     ]
 
 
+# Checksum of the conntrackd.conf the router's daemon was started with.
+CONNTRACKD_CHECKSUM = 'conntrackd.sha256'
+
+
 def conntrackd_argv(name, config_dir, conntrackd_bin='conntrackd'):
     """conntrackd of one router, run inside its namespace; `-d` forks once it is ready.
 
@@ -63,14 +67,29 @@ def conntrackd_argv(name, config_dir, conntrackd_bin='conntrackd'):
     return [conntrackd_bin, '-d', '-C', os.path.join(router_config_dir(config_dir, name), 'conntrackd.conf')]
 
 
+def conntrackd_namespaces():
+    """{network namespace inode: [pid]} of every live conntrackd, from one /proc scan."""
+    found = {}
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        state = _process_state(int(entry))
+        if state is None or state[0] != 'conntrackd' or state[1] in ('Z', 'X'):
+            continue
+        try:
+            found.setdefault(process_namespace_inode(int(entry)), []).append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
 def conntrackd_pids(namespace):
     """Live conntrackd processes in the namespace (one per router namespace)."""
-    pids = []
-    for pid in namespace_pids(namespace):
-        found = _process_state(pid)
-        if found is not None and found[0] == 'conntrackd' and found[1] not in ('Z', 'X'):
-            pids.append(pid)
-    return pids
+    try:
+        wanted = namespace_inode(namespace)
+    except OSError:
+        return []
+    return conntrackd_namespaces().get(wanted, [])
 
 
 def stop_conntrackd(namespace, run_dir, name):
@@ -81,7 +100,7 @@ def stop_conntrackd(namespace, run_dir, name):
     """
     for pid in conntrackd_pids(namespace):
         stop_process(pid)
-    remove_run_files(run_dir, name, ('conntrackd.lock', 'conntrackd.ctl'))
+    remove_run_files(run_dir, name, ('conntrackd.lock', 'conntrackd.ctl', CONNTRACKD_CHECKSUM))
 
 
 def systemd_unit(name):

@@ -13,6 +13,8 @@ import uuid
 import pytest
 
 from ansible_collections.l3ha.routers.plugins.action import ha_routers
+from ansible_collections.l3ha.routers.plugins.module_utils import _node
+from ansible_collections.l3ha.routers.plugins.module_utils._changes import Changes
 from test_planner_helpers import ok, router, run
 from test_templates import full_router, keepalived_test, render, single_router
 
@@ -183,3 +185,72 @@ def test_conntrackd_accepts_the_rendered_config(tmp_path):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(pid), signal.SIGKILL)
         subprocess.run(["ip", "netns", "del", namespace], check=False)
+
+
+# --- the reconciler (processes replaced by fakes) -----------------------------------
+
+class FakeDaemons(object):
+    """Stands in for the process side of _supervisor: which namespaces run conntrackd."""
+
+    def __init__(self, monkeypatch, running=()):
+        self.running = set(running)
+        self.scans = 0
+        self.calls = []
+        monkeypatch.setattr(_node, "namespace_inode", lambda namespace: namespace)
+        monkeypatch.setattr(_node, "conntrackd_namespaces", self.scan)
+        monkeypatch.setattr(_node, "start_conntrackd", self.start)
+        monkeypatch.setattr(_node, "stop_conntrackd", self.stop)
+
+    def scan(self):
+        self.scans += 1
+        return {namespace: [1000] for namespace in self.running}
+
+    def start(self, namespace, argv):
+        self.calls.append(("start", namespace, argv))
+        self.running.add(namespace)
+
+    def stop(self, namespace, run_dir, name):
+        self.calls.append(("stop", namespace))
+        self.running.discard(namespace)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(run_dir, "routers", name, "conntrackd.sha256"))
+
+
+def reconcile_conntrackd(tmp_path, files, check_mode=False, created=False):
+    reconciler = _node.NodeReconciler({"config_dir": str(tmp_path / "etc"), "run_dir": str(tmp_path / "run"),
+                                       "state_dir": str(tmp_path / "state"), "conntrackd_bin": "/opt/ctd"},
+                                      check_mode=check_mode)
+    changes = Changes("router r1")
+    reconciler._ensure_conntrackd({"name": "r1", "files": files}, "qrouter-r1", created, changes)
+    return changes.lines()
+
+
+def test_reconciler_starts_once_restarts_on_change_and_stops_when_the_file_goes(tmp_path, monkeypatch):
+    daemons = FakeDaemons(monkeypatch)
+    assert reconcile_conntrackd(tmp_path, {"conntrackd.conf": "one"}, check_mode=True)
+    assert daemons.calls == []
+    assert reconcile_conntrackd(tmp_path, {"conntrackd.conf": "one"}, created=True)
+    assert daemons.calls == [("stop", "qrouter-r1"),
+                             ("start", "qrouter-r1", ["/opt/ctd", "-d", "-C",
+                                                      str(tmp_path / "etc/routers/r1/conntrackd.conf")])]
+    assert reconcile_conntrackd(tmp_path, {"conntrackd.conf": "one"}) == []  # idempotent
+    changed = reconcile_conntrackd(tmp_path, {"conntrackd.conf": "two"})
+    assert any("conntrackd.config" in line for line in changed), changed
+    assert [call[0] for call in daemons.calls] == ["stop", "start", "stop", "start"]
+    assert reconcile_conntrackd(tmp_path, {}) and daemons.running == set()
+    assert reconcile_conntrackd(tmp_path, {}) == []
+
+
+def test_reconciler_looks_for_no_daemon_of_a_router_that_never_had_one(tmp_path, monkeypatch):
+    daemons = FakeDaemons(monkeypatch, running=["qrouter-r1"])
+    assert reconcile_conntrackd(tmp_path, {"keepalived.conf": "x"}) == []
+    assert daemons.scans == 0 and daemons.calls == []
+
+
+def test_a_dead_daemon_is_started_again(tmp_path, monkeypatch):
+    daemons = FakeDaemons(monkeypatch)
+    reconcile_conntrackd(tmp_path, {"conntrackd.conf": "one"}, created=True)
+    daemons.running.clear()  # killed
+    changed = reconcile_conntrackd(tmp_path, {"conntrackd.conf": "one"})
+    assert any("conntrackd" in line and "running" in line for line in changed), changed
+    assert daemons.running == {"qrouter-r1"}
