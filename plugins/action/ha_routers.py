@@ -36,6 +36,7 @@ import tempfile
 
 from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.module_utils.common.text.converters import to_text
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 from ansible.template import trust_as_template
 
@@ -190,9 +191,13 @@ def _hooks(render, name):
 def _conntrackd(router, settings, ha_port, peers, run):
     """conntrackd settings of one router, or None when it does not sync connections."""
     name = router["name"]
-    wanted = router.get("conntrackd")
+    field, wanted = "conntrackd", router.get("conntrackd")
     if wanted is None:
-        wanted = settings.get("conntrackd")
+        field, wanted = "l3ha_conntrackd", settings.get("conntrackd")
+    try:
+        wanted = boolean(wanted, strict=True)
+    except TypeError:
+        raise RenderError("router %s: %s: %r is not a boolean" % (name, field, wanted))
     if not wanted:
         return None
     if ha_port is None:

@@ -61,6 +61,9 @@ def test_off_by_default_and_the_router_field_overrides_the_setting():
     assert ha_routers.router_view(pair_router(), {"conntrackd": True})["conntrackd"] is not None
     assert ha_routers.router_view(pair_router(conntrackd=False), {"conntrackd": True})["conntrackd"] is None
     assert ha_routers.router_view(pair_router(conntrackd=True), {"conntrackd": False})["conntrackd"] is not None
+    assert ha_routers.router_view(pair_router(), {"conntrackd": "false"})["conntrackd"] is None
+    with pytest.raises(ha_routers.RenderError, match="router demo-r1: l3ha_conntrackd: 'maybe' is not a boolean"):
+        ha_routers.router_view(pair_router(), {"conntrackd": "maybe"})
 
 
 def test_view_syncs_from_the_ha_address_to_the_peer_on_the_ha_port():
