@@ -69,6 +69,10 @@ NON_HA_SYSCTLS = (('net/ipv6/conf/all/forwarding', '1'),)
 # backups stay silent (keepalived adds the link-local address on the master).
 SHARED_MAC_PORT_SYSCTLS = {'net/ipv6/conf/{dev}/addr_gen_mode': '1',
                            'net/ipv6/conf/{dev}/accept_ra': '0'}
+# A master whose first ARP for a peer went out before the peer's port existed retries
+# only after retrans_time (1 s by default); meanwhile the new peer hears no adverts and
+# becomes a second master (3 adverts + skew = 0.38 s at advert 0.1 s). Retry sooner.
+HA_PORT_SYSCTLS = {'net/ipv4/neigh/{dev}/retrans_time_ms': '100'}
 
 
 class _Quiet(object):
@@ -224,7 +228,7 @@ def port_spec(router, port, segments):
         peer_master=segments[port['segment']]['bridge'],
         alias=marker(router['name']) if is_ha else None,
         peer_alias=marker(router['name']),
-        sysctls={} if is_ha else SHARED_MAC_PORT_SYSCTLS,
+        sysctls=HA_PORT_SYSCTLS if is_ha else SHARED_MAC_PORT_SYSCTLS,
     )
 
 

@@ -312,7 +312,9 @@ def test_router_port_spec_owns_only_the_ha_address():
     assert qg.addresses is None
     assert (ha.peer_master, qg.peer_master) == ("brq-1", "br-ex")
     assert ha.alias == "l3ha:r1" and qg.alias is None and qg.peer_alias == "l3ha:r1"
-    assert qg.sysctls["net/ipv6/conf/{dev}/addr_gen_mode"] == "1" and ha.sysctls == {}
+    assert qg.sysctls["net/ipv6/conf/{dev}/addr_gen_mode"] == "1"
+    # ARP to the peers is retried within one master-down interval (no dual master at start)
+    assert ha.sysctls == {"net/ipv4/neigh/{dev}/retrans_time_ms": "100"}
 
 
 # ---------------------------------------------------------------- diff, files
