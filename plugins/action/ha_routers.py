@@ -372,6 +372,8 @@ def read_sources(paths):
 def make_renderer(templar, sources, base_vars, searchpath=None):
     """``render_template(file_name, variables)`` over ``base_vars`` plus ``variables``."""
     def render_template(file_name, variables):
+        if file_name not in sources:
+            raise AnsibleError("no template for %s was found" % file_name)
         available = dict(base_vars)
         available.update(variables)
         env = {"available_variables": available}
@@ -429,6 +431,8 @@ class ActionModule(ActionBase):
             try:
                 paths[file_name] = self._find_needle("templates", path)
             except AnsibleError as error:
+                if file_name == CONNTRACKD_FILE and file_name not in (templates or {}):
+                    continue  # needed only by routers with conntrackd; they fail when rendering
                 raise AnsibleActionFail("template for %s: %s" % (file_name, to_text(error)))
         return paths
 

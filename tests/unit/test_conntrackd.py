@@ -11,12 +11,15 @@ import subprocess
 import uuid
 
 import pytest
+from ansible.errors import AnsibleError
+from ansible.parsing.dataloader import DataLoader
+from ansible.template import Templar
 
 from ansible_collections.l3ha.routers.plugins.action import ha_routers
 from ansible_collections.l3ha.routers.plugins.module_utils import _node
 from ansible_collections.l3ha.routers.plugins.module_utils._changes import Changes
 from test_planner_helpers import ok, router, run
-from test_templates import full_router, keepalived_test, render, single_router
+from test_templates import TEMPLATES, full_router, keepalived_test, render, single_router
 
 CONNTRACKD = shutil.which("conntrackd") or "/usr/sbin/conntrackd"
 needs_conntrackd = pytest.mark.skipif(not pathlib.Path(CONNTRACKD).exists() or os.geteuid() != 0,
@@ -257,3 +260,14 @@ def test_a_dead_daemon_is_started_again(tmp_path, monkeypatch):
     changed = reconcile_conntrackd(tmp_path, {"conntrackd.conf": "one"})
     assert any("conntrackd" in line and "running" in line for line in changed), changed
     assert daemons.running == {"qrouter-r1"}
+
+
+def test_a_router_with_conntrackd_needs_the_template():
+    """Callers that pass only the three classic templates still render other routers."""
+    paths = {name: str(TEMPLATES / path) for name, path in ha_routers.DEFAULT_TEMPLATES.items()
+             if name != "conntrackd.conf"}
+    renderer = ha_routers.make_renderer(Templar(loader=DataLoader()), ha_routers.read_sources(paths), {})
+    files, _view = ha_routers.render_router_files(renderer, pair_router(), {})
+    assert sorted(files) == ["keepalived.conf", "nftables.nft", "notify.sh"]
+    with pytest.raises(AnsibleError, match="no template for conntrackd.conf"):
+        ha_routers.render_router_files(renderer, pair_router(conntrackd=True), {})
