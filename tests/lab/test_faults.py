@@ -108,8 +108,20 @@ def test_vrrp_child_sigkill_is_respawned(fault_lab):
     assert new_parent == parent and process_alive(lab, master, new_child)
     poll(lambda: vip_holders(lab, NODES, "r1", R1_GATEWAY) == [other(master)], 30,
          "the respawned child on %s to drop the stale addresses" % master)
-    poll(lambda: transitions(lab, master, "r1")[-1:] == ["backup"], 30, "r1 on %s back as backup" % master)
+    try:
+        poll(lambda: transitions(lab, master, "r1")[-1:] == ["backup"], 30, "r1 on %s back as backup" % master)
+    except AssertionError as exc:
+        raise AssertionError("%s\n%s" % (exc, transition_logs(lab)))
+    # The old child's notify reader must not stay as a second reader of the FIFO.
+    poll(lambda: len(notify_readers(lab, master, "r1")) == 1, 30, "one notify reader of r1 on " + master)
+    wait_settled(lab, NODES, ROUTERS)
     assert masters(lab, NODES, "r1") == [other(master)]
+
+
+def notify_readers(lab, node, router):
+    """pids of the router's notify.sh FIFO readers."""
+    out = lab.run(node, ["pgrep", "-f", "notify.sh fifo /run/l3ha/routers/%s/" % router], timeout=30).stdout
+    return out.split()
 
 
 def test_ha_link_cut_is_split_brain_until_restored(fault_lab, tmp_path):
@@ -239,7 +251,8 @@ def test_converge_interrupted_then_rerun(fault_lab, tmp_path):
 
 def transition_logs(lab):
     """Every router's transitions.log (timestamped), for failure messages."""
-    return {node: node_sh(lab, node, "tail -n 8 /run/l3ha/routers/*/transitions.log") for node in NODES}
+    return {node: node_sh(lab, node, "tail -n 8 /run/l3ha/routers/*/transitions.log /run/l3ha/routers/*/state; "
+                                "ps -eo pid,ppid,args | grep [n]otify") for node in NODES}
 
 
 def router_gateway_ip(routers, name):
