@@ -324,6 +324,9 @@ class NodeReconciler(object):
     def _reconcile(self, root):
         result = {'segments': {}, 'routers': {}, 'purged': []}
         diffs = []
+        node_changes = Changes('node')
+        self._ensure_state_dir_private(node_changes)
+        diffs.extend(node_changes.diffs())
         for name in sorted(self.segments):
             changes = Changes('segment %s' % name)
             ensure_segment(root, name, self.segments[name], self.local_ip, changes, self.check_mode)
@@ -353,6 +356,17 @@ class NodeReconciler(object):
         result['diff'] = diffs
         result['failures'] = self.failures
         return result
+
+    def _ensure_state_dir_private(self, changes):
+        """The state directory, where it exists, is root's alone like the config and run ones."""
+        try:
+            mode = os.stat(self.state_dir).st_mode & 0o7777
+        except OSError:
+            return
+        if mode != 0o700:
+            changes.add('%s.mode' % self.state_dir, '%04o' % mode, '0700')
+            if not self.check_mode:
+                os.chmod(self.state_dir, 0o700)
 
     # one router
     def reconcile_router(self, root, router, existing, drained, changes):
