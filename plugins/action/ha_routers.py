@@ -30,6 +30,7 @@ import hashlib
 import ipaddress
 import math
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -485,7 +486,8 @@ class ActionModule(ActionBase):
         result.update(module_result)
         if self._vrrp_secret:
             result.pop("invocation", None)
-            _mask(result, str(self._vrrp_secret)[:8])
+        # Also without a password now: the old one is on the diff's "before" side.
+        _mask(result, str(self._vrrp_secret)[:8] if self._vrrp_secret else None)
         return result
 
     def _validate(self, routers, script_paths, task_vars):
@@ -507,14 +509,20 @@ class ActionModule(ActionBase):
         return errors
 
 
+_AUTH_PASS = re.compile(r"(\bauth_pass[ \t]+)\S+")
+
+
 def _mask(value, secret):
-    """Replace ``secret`` in every string of a result, in place where possible."""
+    """Replace ``secret`` and every keepalived ``auth_pass`` value (e.g. a previous password
+    in a diff) in every string of a result, in place where possible."""
     if isinstance(value, dict):
         for key in list(value):
             value[key] = _mask(value[key], secret)
         return value
     if isinstance(value, list):
         return [_mask(item, secret) for item in value]
-    if isinstance(value, str) and secret in value:
-        return value.replace(secret, "********")
+    if isinstance(value, str):
+        if secret and secret in value:
+            value = value.replace(secret, "********")
+        return _AUTH_PASS.sub(r"\1********", value)
     return value
