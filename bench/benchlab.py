@@ -154,6 +154,16 @@ class BenchLab:
             return routers if ok else None
         return poll(settled, timeout, "every router %s on %s" % (state, node))
 
+    def drain_muted(self, node):
+        """Routers on `node` whose namespace holds the drain's MLD-dropping table."""
+        script = ('for ns in $(ip netns list | sed -n "s/^\\(qrouter-[a-z0-9-]*\\).*/\\1/p"); do '
+                  'ip netns exec "$ns" nft list table inet l3ha_drain >/dev/null 2>&1 && echo "${ns#qrouter-}"; '
+                  'done; true')
+        proc = self.lab.run(node, ["sh", "-c", script], timeout=120)
+        if proc.returncode != 0:
+            raise BenchError("listing the drain tables on %s failed: %s" % (node, proc.stderr.strip()))
+        return sorted(proc.stdout.split())
+
     # ---- traffic --------------------------------------------------------------------
     def start_prober(self, name, routers=None, interval=0.01):
         routers = routers or self.routers
@@ -164,7 +174,9 @@ class BenchLab:
         for stale in (out, out + ".running"):
             if os.path.exists(stale):
                 os.unlink(stale)
-        argv = kernel.nsenter_argv(self.lab.box_pid("upstream"), net_only=True) + [
+        # The prober is the instrument: on a loaded machine a starved prober sends nothing
+        # for a while and hides the outages it is there to see (its send stall is reported).
+        argv = ["nice", "-n", "-10"] + kernel.nsenter_argv(self.lab.box_pid("upstream"), net_only=True) + [
             PYTHON, os.path.join(BENCH, "prober.py"), "--targets-file", targets,
             "--interval", str(interval), "--out", out]
         env = dict(os.environ, PYTHONPATH=LAB_PACKAGE)

@@ -57,6 +57,8 @@ def parse_args(argv):
     parser.add_argument("--noop-runs", type=int, default=2, help="no-op re-runs and --check runs per N")
     parser.add_argument("--interval", type=float, default=0.01, help="probe interval (s)")
     parser.add_argument("--advert-int", type=float, default=0.1, help="l3ha_advert_int for every run")
+    parser.add_argument("--priority", type=int,
+                        help="l3ha_vrrp_priority for every run (default: the role's default)")
     parser.add_argument("--only", default="scaling,naive,failover",
                         help="comma-separated subset of scaling,naive,failover")
     parser.add_argument("--out", help="output directory (default bench/results/<UTC time>)")
@@ -80,6 +82,10 @@ def parse_args(argv):
     args.out = os.path.abspath(args.out or os.path.join(REPO, "bench", "results", stamp))
     args.work_dir = os.path.join(args.out, "work")
     args.extra_vars = {"l3ha_advert_int": args.advert_int}
+    if args.priority is not None:
+        # The skew time a backup waits after a priority-0 advert is (256 - priority) / 256
+        # of the advert interval: the lever for the drain outage.
+        args.extra_vars["l3ha_vrrp_priority"] = args.priority
     args.baseline_s = 1.0
     prefix = args.lab_prefix or "/run/l3ha-bench-%d" % os.getpid()
     args.lab_dir = lambda label: "%s-%s" % (prefix, label)
@@ -105,7 +111,8 @@ def main(argv=None):
     started = time.monotonic()
     results = {"started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                "arguments": " ".join(sys.argv[1:] if argv is None else argv) or "(defaults)",
-               "machine": machine(), "advert_int_s": args.advert_int, "scaling": [], "errors": []}
+               "machine": machine(), "advert_int_s": args.advert_int,
+               "vrrp_priority": args.priority, "scaling": [], "errors": []}
     json_path = os.path.join(args.out, "results.json")
     log("bench: results in %s" % args.out)
 

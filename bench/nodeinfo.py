@@ -2,7 +2,8 @@
 
   python bench/nodeinfo.py [--run-dir /run/l3ha] [--memory]
 
-Prints {"routers": {NAME: {"state": STATE, "transitions": [STATE, ...]}},
+Prints {"routers": {NAME: {"state": STATE, "transitions": [STATE, ...],
+"transition_times": [EPOCH, ...]}},
 "memory": {NAME: {"pss_kib": N, "processes": N}}}. The transitions are the state words
 of `transitions.log` (written by notify.sh), oldest first. Memory is the PSS
 (/proc/PID/smaps_rollup) summed over every process whose command line names the
@@ -15,6 +16,7 @@ import os
 import re
 
 ROUTER_PATH = re.compile(r"/routers/([a-z0-9][a-z0-9-]*)/")
+EPOCH = re.compile(r"^[0-9]+(\.[0-9]+)?$")  # hook output in the log has no time stamp
 
 
 def read_text(path):
@@ -32,9 +34,12 @@ def router_states(run_dir):
         state = (read_text(os.path.join(base, name, "state")) or "").split()
         log = read_text(os.path.join(base, name, "transitions.log")) or ""
         # Lines are "EPOCH STATE (priority N)" or "EPOCH hook ..."; keep the state words.
-        transitions = [fields[1] for fields in (line.split() for line in log.splitlines())
-                       if len(fields) > 1 and fields[1] in ("master", "backup", "fault", "stop")]
-        routers[name] = {"state": state[0] if state else None, "transitions": transitions}
+        logged = [(fields[0], fields[1]) for fields in (line.split() for line in log.splitlines())
+                  if len(fields) > 1 and fields[1] in ("master", "backup", "fault", "stop")
+                  and EPOCH.match(fields[0])]
+        routers[name] = {"state": state[0] if state else None,
+                         "transitions": [word for _at, word in logged],
+                         "transition_times": [float(at) for at, _word in logged]}
     return routers
 
 

@@ -96,7 +96,9 @@ def markdown(results):
     lines = ["# l3ha.routers benchmark results", "",
              "Run %s on %s; arguments: `%s`." % (results["started"], results["machine"]["summary"],
                                                  results["arguments"]),
-             "Total wall time %.0f s." % results.get("wall_s", 0), "",
+             "VRRP advert interval %s s, priority %s. Total wall time %.0f s." % (
+                 results.get("advert_int_s"), results.get("vrrp_priority") or "the role default",
+                 results.get("wall_s", 0)), "",
              "| metric | target | measured (min / median / max) | verdict |", "|---|---|---|---|"]
     for row in summary_rows(results):
         lines.append("| %s | %s | %s | %s |" % row)
@@ -105,15 +107,17 @@ def markdown(results):
         lines += ["", "## Converge time against N (%d nodes, %d replicas per router)"
                   % (scaling[0]["nodes"], scaling[0]["replicas"]), "",
                   "| routers | replicas on busiest node | cold converge | no-op re-runs | --check runs "
-                  "| changed (no-op / check) | spurious (converge / no-op) | one master | answering "
+                  "| changed (no-op / check) | spurious (converge / no-op; replicas started under a master) "
+                  "| one master | answering "
                   "| PSS per replica (min / median / max) |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
         for r in scaling:
-            lines.append("| %d | %d | %.1f s | %s | %s | %s / %s | %d / %d | %d | %d | %s |" % (
+            lines.append("| %d | %d | %.1f s | %s | %s | %s / %s | %d / %d; %s | %d | %d | %s |" % (
                 r["routers"], max(r["replicas_per_node"].values()), r["cold_converge_s"],
                 ", ".join("%.1f s" % v for v in r["noop_s"]), ", ".join("%.1f s" % v for v in r["check_s"]),
                 r["noop_changed"], r["check_changed"], r["spurious_transitions_converge"],
-                r["spurious_transitions_noop"], r["routers_with_one_master"], r["routers_answering"],
+                r["spurious_transitions_noop"], r.get("replicas_started_under_a_master", "-"),
+                r["routers_with_one_master"], r["routers_answering"],
                 _spread(r["memory"]["pss_mib"], "MiB", 2)))
     failover = results.get("failover")
     if failover:
@@ -123,18 +127,21 @@ def markdown(results):
         drain = failover.get("drain")
         if drain:
             lines.append("| drain (SIGTERM, priority-0 advert) | %s | %d routers moved; playbook %.1f s; "
-                         "routers that did not move: %s |" % (_spread(drain["outage_s"]), drain["routers_moved"],
-                                                              drain["playbook_s"],
-                                                              _spread(drain["others_outage_s"])))
+                         "routers that did not move: %s; prober send stall %s |"
+                         % (_spread(drain["outage_s"]), drain["routers_moved"], drain["playbook_s"],
+                            _spread(drain["others_outage_s"]), _fmt(drain.get("prober_send_stall_s"))))
         for run in failover["crash_runs"]:
-            lines.append("| crash %d: SIGKILL of %s (all %d masters) | %s | gaps not at the crash: %d |" % (
-                run["run"], run["crashed"], failover["routers"], _spread(run["outage_s"]),
-                len(run["gaps_not_at_crash"])))
+            lines.append("| crash %d: SIGKILL of %s (all %d masters) | %s | gaps not at the crash: %d; "
+                         "prober send stall %s |" % (
+                             run["run"], run["crashed"], failover["routers"], _spread(run["outage_s"]),
+                             len(run["gaps_not_at_crash"]), _fmt(run.get("prober_send_stall_s"))))
     naive = results.get("naive")
     if naive:
         lines += ["", "## Naive baseline", "",
-                  "bench/naive/site.yml, %d routers on %d nodes: %.1f s; routers answering afterwards: %d."
-                  % (naive["routers"], naive["nodes"], naive["converge_s"], naive["routers_answering"])]
+                  "bench/naive/site.yml, %d routers on %d nodes: %.1f s (%.2f s per router); routers "
+                  "answering afterwards: %d."
+                  % (naive["routers"], naive["nodes"], naive["converge_s"], naive["converge_s"] / naive["routers"],
+                     naive["routers_answering"])]
     if results.get("errors"):
         lines += ["", "## Errors", ""] + ["- %s" % e for e in results["errors"]]
     return "\n".join(lines) + "\n"

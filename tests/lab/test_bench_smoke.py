@@ -6,9 +6,11 @@ the machines running tests are shared and noisy; numbers belong in docs/benchmar
 """
 
 import glob
+import importlib
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -93,3 +95,40 @@ def test_drain_moved_masters_and_measured_them(smoke):
     assert drain["routers_moved"] == len(drain["per_router"]) > 0
     for router, row in drain["per_router"].items():
         assert 0 < row["received"] <= row["sent"], router
+
+
+def test_drain_muted_exactly_the_moved_routers_until_undrain(smoke):
+    # The drained replicas must not send MLD reports (they carry the new master's MAC);
+    # undrain must let them report again.
+    drain = smoke["results"]["failover"]["drain"]
+    assert drain["muted"] == sorted(drain["per_router"])
+    assert drain["muted_after_undrain"] == []
+
+
+def _replica(*timed_states):
+    return {"transitions": [state for _at, state in timed_states],
+            "transition_times": [at for at, _state in timed_states]}
+
+
+def test_spurious_counter_ignores_the_initial_election():
+    measure = _bench_module("measure")
+    info = {"net1": {"routers": {"r1": _replica((1.0, "backup"), (1.4, "master"))}},
+            "net2": {"routers": {"r1": _replica((1.1, "backup"))}}}
+    assert measure.converge_spurious(info, ["r1"]) == (0, [])
+
+
+def test_spurious_counter_counts_a_dual_master_start_twice():
+    measure = _bench_module("measure")
+    info = {"net1": {"routers": {"r1": _replica((1.0, "backup"), (1.4, "master"), (1.9, "backup"))}},
+            "net2": {"routers": {"r1": _replica((1.1, "backup"), (1.5, "master"))}}}
+    count, examples = measure.converge_spurious(info, ["r1"])
+    assert count == 2
+    assert "master also/again on net2" in examples[0]
+    assert "net1 left master without a fault" in examples[1]
+
+
+def _bench_module(name):
+    for path in (str(REPO / "bench"), str(REPO / "lab")):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    return importlib.import_module(name)
