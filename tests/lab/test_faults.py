@@ -103,8 +103,12 @@ def test_vrrp_child_sigkill_is_respawned(fault_lab):
         poll(lambda: masters(lab, NODES, "r1") == [other(master)], 30, "%s to take r1 over" % other(master))
         wait_traffic(lab)
     record_measurement("VRRP child SIGKILL on master", probe=probe)
-    new_parent, new_child = poll(lambda: (lambda p: p if p[1] not in (None, child) else None)(
-        keepalived_pids(lab, master, "r1")), 30, "a new VRRP child on " + master)
+
+    def respawned():
+        pids = keepalived_pids(lab, master, "r1")
+        return pids if pids[1] not in (None, child) else None
+
+    new_parent, new_child = poll(respawned, 30, "a new VRRP child on " + master)
     assert new_parent == parent and process_alive(lab, master, new_child)
     poll(lambda: vip_holders(lab, NODES, "r1", R1_GATEWAY) == [other(master)], 30,
          "the respawned child on %s to drop the stale addresses" % master)
@@ -251,8 +255,8 @@ def test_converge_interrupted_then_rerun(fault_lab, tmp_path):
 
 def transition_logs(lab):
     """Every router's transitions.log (timestamped), for failure messages."""
-    return {node: node_sh(lab, node, "tail -n 8 /run/l3ha/routers/*/transitions.log /run/l3ha/routers/*/state; "
-                                "ps -eo pid,ppid,args | grep [n]otify") for node in NODES}
+    script = "tail -n 8 /run/l3ha/routers/*/transitions.log /run/l3ha/routers/*/state; ps -eo pid,ppid,args | grep [n]otify"
+    return {node: node_sh(lab, node, script) for node in NODES}
 
 
 def router_gateway_ip(routers, name):
