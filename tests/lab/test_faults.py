@@ -75,7 +75,9 @@ def test_keepalived_sigkill_on_master(fault_lab):
     parent, child = keepalived_pids(lab, master, "r1")
     assert parent and child
     with probing(lab, "sigkill", CLIENT, UPSTREAM) as probe:
-        node_sh(lab, master, "kill -KILL %d %d" % (parent, child))
+        # Stopped first: a dying parent sends its child SIGTERM (a clean exit that removes
+        # the addresses), and a child dying first would be restarted by the parent.
+        node_sh(lab, master, "kill -STOP {p} {c} && kill -KILL {c} {p}".format(p=parent, c=child))
         poll(lambda: masters(lab, NODES, "r1") == [other(master)], 30, "%s to take r1 over" % other(master))
         # The dead keepalived could not remove anything: both replicas hold the addresses.
         assert sorted(vip_holders(lab, NODES, "r1", R1_GATEWAY)) == NODES
