@@ -124,11 +124,15 @@ class Replica:
         vrrp_pid = self.router_dir / "vrrp.pid"
         if sig == signal.SIGKILL and vrrp_pid.exists():
             pids.append(int(vrrp_pid.read_text().split()[0]))
-        for pid in pids:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
+        # A SIGKILL must hit parent and VRRP child together: a child that outlives its
+        # parent shuts down cleanly and removes the addresses. Freeze both first.
+        signals = [signal.SIGSTOP, sig] if sig == signal.SIGKILL else [sig]
+        for each in signals:
+            for pid in pids:
+                try:
+                    os.kill(pid, each)
+                except ProcessLookupError:
+                    pass
         try:
             self.process.wait(timeout=DEADLINE)
         finally:
