@@ -80,6 +80,8 @@ CASES = [
     ("ha-not-bool", with_r2(ha="maybe"), ["router 'r2'", "ha 'maybe' is not a boolean"]),
     ("vrid-range", with_r2(vrid=255), ["router 'r2'", "vrid 255 is out of range"]),
     ("vrid-without-ha", with_r2(vrid=5, ha=False), ["router 'r2'", "vrid is set but ha is false"]),
+    ("conntrackd-not-bool", with_r2(conntrackd="maybe"), ["router 'r2'", "conntrackd"]),
+    ("conntrackd-without-ha", with_r2(conntrackd=True, ha=False), ["router 'r2'", "conntrackd is true but ha is false"]),
     ("min-above-max", with_r2(min_nodes=3, max_nodes=2), ["router 'r2'", "min_nodes 3 is above max_nodes 2"]),
     ("min-above-nodes", with_r2(min_nodes=3, max_nodes=3), ["router 'r2'", "min_nodes 3 but only 2 node(s)"]),
     ("zone-unknown", with_r2(availability_zones=["az9"]), ["router 'r2'", "availability_zones az9"]),
