@@ -75,10 +75,12 @@ def run(targets, interval, out_path, max_seconds):
     while not stopping and time.monotonic() < deadline:
         now = time.monotonic()
         if now >= next_send:
-            sequence = sent & 0xffff
+            # One packet for every target (an echo request does not name its target):
+            # built once per round, so 100 targets cost one checksum, not 100.
+            request = echo_request(ident, sent & 0xffff)
             for target in targets:
                 try:
-                    sock.sendto(echo_request(ident, sequence), (target, 0))
+                    sock.sendto(request, (target, 0))
                 except OSError:
                     pass  # no neighbour yet: a lost probe
             sent += 1
@@ -95,7 +97,9 @@ def run(targets, interval, out_path, max_seconds):
         except InterruptedError:
             continue
         if readable:
-            _drain(sock, ident, replies, seen)
+            # At most two replies per target per round: a reply backlog must not hold
+            # back the next round of sends (that would be a send stall, a fake outage).
+            _drain(sock, ident, replies, seen, limit=2 * len(targets))
     end = time.monotonic() + 0.1
     while time.monotonic() < end:
         if select.select([sock], [], [], max(0.0, end - time.monotonic()))[0]:
@@ -109,8 +113,10 @@ def run(targets, interval, out_path, max_seconds):
     os.unlink(out_path + ".running")
 
 
-def _drain(sock, ident, replies, seen):
-    while True:
+def _drain(sock, ident, replies, seen, limit=None):
+    count = 0
+    while limit is None or count < limit:
+        count += 1
         try:
             packet = sock.recv(2048)
         except (BlockingIOError, InterruptedError):
