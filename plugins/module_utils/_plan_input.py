@@ -40,7 +40,7 @@ OPTION_DEFAULTS = {
     "ha_vni_range": [2000, 2999],
     "reschedule_unreachable": False,
     "vxlan_remote_vteps": [],
-    "priority": 50,
+    "priority": 254,
     "underlay_mtu": 1500,
 }
 
@@ -132,7 +132,7 @@ class Options:
         self.reschedule_unreachable = False
         self.vteps_all = []  # extra VTEPs for every vxlan network
         self.vteps_by_network = {}
-        self.priority = 50
+        self.priority = 254
         self.underlay_mtu = 1500
 
 

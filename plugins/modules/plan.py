@@ -120,9 +120,11 @@ options:
     type: raw
     default: []
   priority:
-    description: VRRP priority of every replica (equal priorities and C(nopreempt), as in Neutron).
+    description:
+      - VRRP priority of every replica (equal priorities and C(nopreempt), as in Neutron, which uses 50).
+      - The default 254 keeps keepalived's skew time near 0, so backups take over sooner.
     type: int
-    default: 50
+    default: 254
   underlay_mtu:
     description: MTU of the underlay; vxlan segments get this minus 50.
     type: int

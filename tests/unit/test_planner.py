@@ -346,7 +346,7 @@ def test_node_entry_matches_the_reconciler_contract():
     result = ok([spec], nodes("az1", "az2"), vxlan_remote_vteps={"net-a": ["192.0.2.200", "192.0.2.12"]})
     ids = dict((key, hashlib.sha256(key.encode()).hexdigest()[:8]) for key in ("r1/ha", "r1/gw", "r1/net/net-a"))
     one = entry(result, "net1", "r1")
-    assert one["namespace"] == "qrouter-r1" and one["priority"] == 50
+    assert one["namespace"] == "qrouter-r1" and one["priority"] == 254
     assert [(p["kind"], p["name"], p["peer"], p["segment"], p["mtu"]) for p in one["ports"]] == [
         ("ha", "ha-" + ids["r1/ha"], "vha" + ids["r1/ha"], "ha-demo-0", 1450),
         ("gateway", "qg-" + ids["r1/gw"], "vqg" + ids["r1/gw"], "ext", 1500),
