@@ -208,6 +208,60 @@ def ansible_processes(lab):
     return [node for node in NODES if "AnsiballZ" in lab.run(node, ["ps", "-eo", "args"], timeout=30).stdout]
 
 
+def descendants(pid):
+    """Every live process below `pid` (Ansible's workers start sessions of their own)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry) as stat:
+                    ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def signal_all(pids, sig):
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def kill_process_tree(process):
+    """SIGKILL a controller and all its workers at once, as a crash of the controller would.
+
+    Freeze the tree first (no new forks, nobody reacts to the others' death), then kill it.
+    """
+    frozen = [process.pid]
+    signal_all(frozen, signal.SIGSTOP)
+    while True:
+        more = [pid for pid in descendants(process.pid) if pid not in frozen]
+        if not more:
+            break
+        signal_all(more, signal.SIGSTOP)
+        frozen += more
+    signal_all(frozen, signal.SIGKILL)
+    process.wait()
+    poll(lambda: not any(running_here(pid) for pid in frozen[1:]), 30, "the killed controller's workers to exit")
+
+
+def running_here(pid):
+    """Whether `pid` runs on this machine (a zombie does not count)."""
+    try:
+        with open("/proc/%d/stat" % pid) as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
 def test_converge_interrupted_then_rerun(fault_lab, tmp_path):
     lab = fault_lab
     added = extra_routers(3)
@@ -228,8 +282,7 @@ def test_converge_interrupted_then_rerun(fault_lab, tmp_path):
                 ns[len("qrouter-"):] for ns in namespaces(lab, n))], 120, "a node to show a new router",
                 interval=0.02)
         finally:
-            os.killpg(controller.pid, signal.SIGKILL)
-            controller.wait()
+            kill_process_tree(controller)
         partial = {node: sorted(set(names) & set(ns[len("qrouter-"):] for ns in namespaces(lab, node)))
                    for node in NODES}
         poll(lambda: not ansible_processes(lab), 60, "the killed run's modules to end")
