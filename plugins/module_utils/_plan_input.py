@@ -120,20 +120,21 @@ def parse_interface(value):
 
 
 class Options:
+    """The planner's options, parsed by _read_options; these start values are OPTION_DEFAULTS."""
+
     def __init__(self):
-        self.default_ha = True
-        self.max_nodes = 3
-        self.min_nodes = 2
+        self.default_ha = OPTION_DEFAULTS["default_ha"]
+        self.max_nodes = OPTION_DEFAULTS["max_nodes_per_router"]
+        self.min_nodes = OPTION_DEFAULTS["min_nodes_per_router"]
         self.ha_cidr = None
-        self.ha_type = "vxlan"
-        self.ha_bridge = None
-        self.vni_low = 2000
-        self.vni_high = 2999
-        self.reschedule_unreachable = False
+        self.ha_type = OPTION_DEFAULTS["ha_network_type"]
+        self.ha_bridge = OPTION_DEFAULTS["ha_bridge"]
+        self.vni_low, self.vni_high = OPTION_DEFAULTS["ha_vni_range"]
+        self.reschedule_unreachable = OPTION_DEFAULTS["reschedule_unreachable"]
         self.vteps_all = []  # extra VTEPs for every vxlan network
         self.vteps_by_network = {}
-        self.priority = 254
-        self.underlay_mtu = 1500
+        self.priority = OPTION_DEFAULTS["priority"]
+        self.underlay_mtu = OPTION_DEFAULTS["underlay_mtu"]
 
 
 class Network:
