@@ -447,8 +447,10 @@ def test_router_facts(node):
     wait_for(lambda: keepalived_pid(node, "r1"), what="keepalived")
     state = pathlib.Path(node.dirs["run"]) / "routers" / "r1" / "state"
     state.write_text("master 1764100000.5\n")
-    pathlib.Path(node.dirs["state"]).mkdir(exist_ok=True)
-    (pathlib.Path(node.dirs["state"]) / "drained").write_text("")
+    state_dir = pathlib.Path(node.dirs["state"])
+    state_dir.mkdir(exist_ok=True)
+    state_dir.chmod(0o700)  # as drain makes it; another mode is drift the reconciler repairs
+    (state_dir / "drained").write_text("")
     facts = node.module("router_facts", {k: node.dirs[v] for k, v in
                                          (("config_dir", "etc"), ("run_dir", "run"), ("state_dir", "state"))})
     r1 = facts["ansible_facts"]["l3ha_router_facts"]["r1"]
@@ -477,8 +479,10 @@ def test_drained_node_does_not_start_keepalived(node):
     routers = [router("r1", 1)]
     node.reconcile(reconciler_args(node, routers))
     pid = wait_for(lambda: keepalived_pid(node, "r1"), what="keepalived")
-    pathlib.Path(node.dirs["state"]).mkdir(exist_ok=True)
-    (pathlib.Path(node.dirs["state"]) / "drained").write_text("")
+    state_dir = pathlib.Path(node.dirs["state"])
+    state_dir.mkdir(exist_ok=True)
+    state_dir.chmod(0o700)  # as drain makes it; another mode is drift the reconciler repairs
+    (state_dir / "drained").write_text("")
     os.kill(pid, signal.SIGTERM)  # as the drain playbook does: a graceful stop
     wait_for(lambda: not os.path.exists("/proc/%d" % pid) or
              open("/proc/%d/stat" % pid).read().split(")")[1].split()[0] == "Z", what="keepalived stop")
