@@ -189,8 +189,11 @@ def _hooks(render, name):
     return {state: [str(command) for command in _as_list(hooks.get(state))] for state in HOOK_STATES}
 
 
-def _conntrackd(router, settings, ha_port, peers, run):
-    """conntrackd settings of one router, or None when it does not sync connections."""
+def _conntrackd(router, settings, ha_port, own, peers, config, run):
+    """conntrackd settings of one router, or None when it does not sync connections.
+
+    ``own`` is the router's HA address, ``config``/``run`` its config and run directories.
+    """
     name = router["name"]
     field, wanted = "conntrackd", router.get("conntrackd")
     if wanted is None:
@@ -208,7 +211,6 @@ def _conntrackd(router, settings, ha_port, peers, run):
     if len(peers) > 1:
         raise RenderError("router %s: conntrackd: syncs exactly two replicas over unicast UDP, this router "
                           "has %d peers (%s); set its max_nodes to 2" % (name, len(peers), ", ".join(peers)))
-    own = str(_interface(router["ha_address"], name, "ha_address").ip)
     return {
         "command": str(settings["conntrackd_command"]),
         "address": own,
@@ -222,7 +224,7 @@ def _conntrackd(router, settings, ha_port, peers, run):
         "ignore_addresses": ["127.0.0.1", "::1", own] + list(peers) + (
             [str(_interface(router["ha_vip"], name, "ha_vip").ip)] if router.get("ha_vip") else []),
         "paths": {
-            "config": "%s/routers/%s/%s" % (settings["config_dir"].rstrip("/"), name, CONNTRACKD_FILE),
+            "config": config + "/" + CONNTRACKD_FILE,
             "lock": run + "/conntrackd.lock",
             "socket": run + "/conntrackd.ctl",
             "log": run + "/conntrackd.log",
@@ -320,6 +322,7 @@ def router_view(router, render=None):
     run = "%s/routers/%s" % (settings["run_dir"].rstrip("/"), name)
     config = "%s/routers/%s" % (settings["config_dir"].rstrip("/"), name)
     peers = [str(_address(peer, name, "peers")) for peer in router.get("peers") or []]
+    own = str(_interface(router["ha_address"], name, "ha_address").ip) if ha else None
     return {
         "managed": MANAGED,
         "ha_port": ha_port,
@@ -327,7 +330,7 @@ def router_view(router, render=None):
         # Ports whose loss must fail the router over, besides the HA port (tracked anyway).
         "track_interfaces": _as_list(settings.get("track_ports")),
         "ha": ha,
-        "unicast_src_ip": str(_interface(router["ha_address"], name, "ha_address").ip) if ha else None,
+        "unicast_src_ip": own,
         "peers": peers,
         "vrrp_version": version,
         "global_vrrp_version": global_version,
@@ -343,7 +346,7 @@ def router_view(router, render=None):
         "check": _check(settings, gateway_port, gateway_v4, gateway_ip_v4),
         "hooks": _hooks(settings, name),
         "log_max_bytes": int(settings["log_max_bytes"]),
-        "conntrackd": _conntrackd(router, settings, ha_port, peers, run),
+        "conntrackd": _conntrackd(router, settings, ha_port, own, peers, config, run),
         "paths": {
             "config": config + "/keepalived.conf",
             "script": config + "/notify.sh",
