@@ -22,12 +22,20 @@ Options of this action on top of the module's:
 
 Templates see the task's variables plus ``router`` (the plan entry) and ``view`` (values
 derived from it by ``router_view`` so that templates need no IP arithmetic).
+
+Unchanged routers are not rendered again: every router is sent with ``inputs``, a
+checksum of its plan entry, the render settings, the template texts, the values of the
+other variables the templates name, and this file. A router whose node reports the same
+``inputs`` (``l3ha_router_facts``, with its files as written) goes without ``files``; the
+module then uses the node's own files, after checking them, or names the router in
+``render`` and changes nothing, and this action renders those and calls it again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 import math
 import os
 import re
@@ -40,6 +48,7 @@ from ansible.module_utils.common.text.converters import to_text
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 from ansible.template import trust_as_template
+from jinja2 import Environment, TemplateSyntaxError, nodes
 
 MODULE = "l3ha.routers.ha_routers"
 FILE_NAMES = ("keepalived.conf", "notify.sh", "nftables.nft")
@@ -389,6 +398,52 @@ def make_renderer(templar, sources, base_vars, searchpath=None):
     return render_template
 
 
+def _plain(value):
+    """``value`` as plain JSON types, for checksums (anything else by its repr)."""
+    if isinstance(value, dict):
+        return dict((str(key), _plain(item)) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return str(value) if isinstance(value, str) else repr(value)
+
+
+def template_variables(sources):
+    """Names the templates read besides ``router`` and ``view`` (a superset: local names too),
+    or None when a template does not parse here (then nothing is cached)."""
+    names = set()
+    environment = Environment()
+    for text in sources.values():
+        try:
+            tree = environment.parse(str(text))
+        except TemplateSyntaxError:
+            return None
+        names.update(node.name for node in tree.find_all(nodes.Name) if node.ctx == "load")
+    return sorted(names - {"router", "view"})
+
+
+def _checksum(value):
+    return sha256(json.dumps(value, sort_keys=True, separators=(",", ":")))
+
+
+with open(__file__, "rb") as _source:
+    # A new version of this plugin (router_view) may render differently: part of the inputs.
+    CODE_CHECKSUM = hashlib.sha256(_source.read()).hexdigest()
+
+
+def render_context(sources, render, variables):
+    """Checksum of what every router's files depend on besides its plan entry."""
+    return _checksum({"code": CODE_CHECKSUM, "templates": _plain(sources), "render": _plain(render),
+                      "variables": _plain(variables)})
+
+
+def router_inputs(context, router):
+    """Checksum of everything one router's files are rendered from."""
+    entry = dict((key, value) for key, value in router.items() if key not in ("files", "inputs"))
+    return _checksum({"context": context, "router": _plain(entry)})
+
+
 def find_keepalived():
     for candidate in (shutil.which("keepalived"), "/usr/sbin/keepalived", "/sbin/keepalived"):
         if candidate and os.access(candidate, os.X_OK):
@@ -464,8 +519,59 @@ class ActionModule(ActionBase):
 
         routers = [dict(router) for router in module_args.get("routers") or []]
         paths = self._template_paths(templates)
+        sources = read_sources(paths)
         searchpath = list(task_vars.get("ansible_search_path", [])) + [os.path.dirname(p) for p in paths.values()]
-        render_template = make_renderer(self._templar, read_sources(paths), task_vars, searchpath)
+        render_template = make_renderer(self._templar, sources, task_vars, searchpath)
+        reported = task_vars.get("l3ha_router_facts") or {}
+        context = self._render_context(sources, render, task_vars)
+        sent = list(routers)  # what the module gets: a cached router goes without files
+        for index, router in enumerate(routers):
+            if context is not None:
+                router["inputs"] = router_inputs(context, router)
+                if (reported.get(router.get("name")) or {}).get("inputs") == router["inputs"]:
+                    # the node has these files already (the module checks)
+                    sent[index] = dict((key, value) for key, value in router.items() if key != "files")
+        module_args["routers"] = sent
+        pending = [index for index, router in enumerate(routers) if sent[index] is router]
+        rendered = set()
+        for _attempt in range(2):
+            rendered.update(routers[index].get("name") for index in pending)
+            errors = self._render([routers[index] for index in pending], render_template, render, validate,
+                                  task_vars)
+            if errors:
+                result.update(failed=True, msg="; ".join(errors), errors=errors)
+                return result
+            module_result = self._execute_module(module_name=MODULE, module_args=module_args, task_vars=task_vars)
+            stale = set(module_result.pop("render", None) or [])
+            # files changed on the node since its facts were read: render those as well
+            pending = [index for index, router in enumerate(routers) if router.get("name") in stale]
+            for index in pending:
+                sent[index] = routers[index]
+            if not pending:
+                break
+        if pending:
+            names = ", ".join(sorted(routers[index]["name"] for index in pending))
+            result.update(failed=True, msg="routers %s: their files changed on the node while it was being "
+                                           "reconciled; nothing was changed for them, run again" % names)
+            return result
+        result.update(module_result)
+        result["rendered"] = sorted(rendered)
+        if self._vrrp_secret:
+            result.pop("invocation", None)
+        # Also without a password now: the old one is on the diff's "before" side.
+        _mask(result, str(self._vrrp_secret)[:8] if self._vrrp_secret else None)
+        return result
+
+    def _render_context(self, sources, render, task_vars):
+        names = template_variables(sources)
+        if names is None:
+            return None
+        templar = self._templar.copy_with_new_env(available_variables=task_vars)
+        variables = dict((name, templar.resolve_variable_expression(name)) for name in names if name in task_vars)
+        return render_context(sources, render, variables)
+
+    def _render(self, routers, render_template, render, validate, task_vars):
+        """Render the files of ``routers`` into each; the errors, naming router and field."""
         errors = []
         script_paths = {}
         for router in routers:
@@ -481,17 +587,7 @@ class ActionModule(ActionBase):
             script_paths[router["name"]] = view["paths"]["script"]
         if not errors and validate:
             errors.extend(self._validate(routers, script_paths, task_vars))
-        if errors:
-            result.update(failed=True, msg="; ".join(errors), errors=errors)
-            return result
-        module_args["routers"] = routers
-        module_result = self._execute_module(module_name=MODULE, module_args=module_args, task_vars=task_vars)
-        result.update(module_result)
-        if self._vrrp_secret:
-            result.pop("invocation", None)
-        # Also without a password now: the old one is on the diff's "before" side.
-        _mask(result, str(self._vrrp_secret)[:8] if self._vrrp_secret else None)
-        return result
+        return errors
 
     def _validate(self, routers, script_paths, task_vars):
         keepalived = find_keepalived()

@@ -7,12 +7,12 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
 import os
 import socket
 
 from ansible_collections.l3ha.routers.plugins.module_utils._files import read_text, sha256_text
 from ansible_collections.l3ha.routers.plugins.module_utils._netlink import list_namespaces
+from ansible_collections.l3ha.routers.plugins.module_utils._node import read_record, written_files
 from ansible_collections.l3ha.routers.plugins.module_utils._supervisor import (
     keepalived_pid, router_config_dir, router_run_dir,
 )
@@ -39,13 +39,7 @@ def parse_state(text):
 
 def router_facts(name, config_dir, run_dir, namespaces):
     directory = router_config_dir(config_dir, name)
-    record = {}
-    text = read_text(os.path.join(directory, 'router.json'))
-    if text:
-        try:
-            record = json.loads(text)
-        except ValueError:
-            record = {}
+    record = read_record(config_dir, name)
     run = router_run_dir(run_dir, name)
     state, since = parse_state(read_text(os.path.join(run, 'state')))
     namespace = NAMESPACE_PREFIX + name
@@ -69,6 +63,8 @@ def router_facts(name, config_dir, run_dir, namespaces):
         'checksums': checksums,
         'loaded_config_checksum': loaded,
         'metadata': record.get('metadata') or {},
+        # what its files were rendered from, while they are as written (else null: render again)
+        'inputs': record.get('inputs') if written_files(config_dir, name, record) is not None else None,
     }
 
 

@@ -107,21 +107,27 @@ def validate_routers(routers, segments, errors):
             if router.get('segment') not in segments:
                 errors.add(owner, 'segment', '%r is not in segments' % (router.get('segment'),))
         _validate_ports(router, owner, segments, peers, errors)
-        files = router.get('files')
-        if not isinstance(files, dict):
-            errors.add(owner, 'files', 'must be a dictionary of file name to text')
-        elif router.get('ha', True) and not isinstance(files.get('keepalived.conf'), str):
-            errors.add(owner, 'files', 'keepalived.conf (text) is required for an HA router')
-        else:
-            for fname, content in sorted(files.items()):
-                if fname not in FILE_MODES:
-                    errors.add(owner, 'files', '%r is not one of %s' % (fname, ', '.join(sorted(FILE_MODES))))
-                elif not isinstance(content, str):
-                    errors.add(owner, 'files.%s' % fname, 'must be text')
+        # no files with unchanged inputs: the node's own files, or rendered in a second call
+        if router.get('files') is not None or not router.get('inputs'):
+            _validate_files(router, owner, errors)
         if router.get('metadata') is not None and not isinstance(router.get('metadata'), dict):
             errors.add(owner, 'metadata', 'must be a dictionary')
         if not router.get('ha', True):
             _validate_static_routes(router, owner, errors)
+
+
+def _validate_files(router, owner, errors):
+    files = router.get('files')
+    if not isinstance(files, dict):
+        errors.add(owner, 'files', 'must be a dictionary of file name to text')
+    elif router.get('ha', True) and not isinstance(files.get('keepalived.conf'), str):
+        errors.add(owner, 'files', 'keepalived.conf (text) is required for an HA router')
+    else:
+        for fname, content in sorted(files.items()):
+            if fname not in FILE_MODES:
+                errors.add(owner, 'files', '%r is not one of %s' % (fname, ', '.join(sorted(FILE_MODES))))
+            elif not isinstance(content, str):
+                errors.add(owner, 'files.%s' % fname, 'must be text')
 
 
 def _validate_static_routes(router, owner, errors):
@@ -197,7 +203,60 @@ def router_record(router):
         'priority': router.get('priority'),
         'peers': router.get('peers') or [],
         'metadata': router.get('metadata') or {},
+        # What the files were rendered from and what was written: a later run whose
+        # inputs are the same may send no files (see restore_unchanged_files).
+        'inputs': router.get('inputs'),
+        'files': dict((fname, sha256_text(text)) for fname, text in sorted((router.get('files') or {}).items())),
     }
+
+
+def written_files(config_dir, name, record):
+    """{file name: text} as the node has them, or None when any file is not what ``record``
+    says was written (a hand edit, a removed file, an extra one)."""
+    written = record.get('files')
+    if not isinstance(written, dict) or not written:
+        return None
+    directory = router_config_dir(config_dir, name)
+    files = {}
+    for fname in FILE_MODES:
+        text = read_text(os.path.join(directory, fname))
+        if (text is None) != (fname not in written):
+            return None
+        if text is not None:
+            if sha256_text(text) != written[fname]:
+                return None
+            files[fname] = text
+    return files
+
+
+def read_record(config_dir, name):
+    """router.json of a router as a dict ({} when missing or unreadable)."""
+    text = read_text(os.path.join(router_config_dir(config_dir, name), RECORD_FILE))
+    try:
+        record = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def restore_unchanged_files(routers, config_dir):
+    """Give routers sent without ``files`` (same ``inputs`` as last time) the files the node has.
+
+    Returns the names of those routers whose files cannot be trusted (inputs differ, or a
+    file was changed by hand): the controller must render them. Reads only.
+    """
+    stale = []
+    for router in routers:
+        name, inputs = router.get('name'), router.get('inputs')
+        if router.get('files') is not None or not inputs or not isinstance(name, str) or router_name_problem(name):
+            continue  # rendered, or bad input that validation reports
+        record = read_record(config_dir, name)
+        files = written_files(config_dir, name, record) if record.get('inputs') == inputs else None
+        if files is None:
+            stale.append(name)
+        else:
+            router['files'] = files
+    return stale
 
 
 def router_files(router):
@@ -311,12 +370,17 @@ class NodeReconciler(object):
 
     def run(self):
         """Validate everything, then reconcile segments, routers, and purge. Returns the result."""
+        stale = restore_unchanged_files(self.routers, self.config_dir)
         root = Namespace(None)
         try:
             errors = Errors()
             validate_routers(self.routers, self.segments, errors)
             validate_segments(self.segments, self.local_ip, root, errors)
             errors.raise_if_any()
+            if stale:
+                # nothing done: the controller renders these and calls again
+                return {'segments': {}, 'routers': {}, 'purged': [], 'changed': False, 'diff': [],
+                        'failures': [], 'render': sorted(stale)}
             return self._reconcile(root)
         finally:
             root.close()

@@ -71,7 +71,9 @@ ansible_facts:
         - Per router name, C(tenant), C(vrid), C(segment), C(ha_address) and C(metadata) from
           C(router.json); C(state) (master, backup, fault, stop; C(stop) when keepalived is dead) and
           C(since) (epoch seconds) from the state file; C(keepalived_alive); C(namespace_present);
-          C(checksums) (sha256 per file); C(loaded_config_checksum) (the config keepalived last loaded).
+          C(checksums) (sha256 per file); C(loaded_config_checksum) (the config keepalived last loaded);
+          C(inputs) (the checksum of what the files were rendered from, see M(l3ha.routers.ha_routers); null
+          when a file is not as it was written).
       type: dict
       sample:
         r1:
@@ -86,6 +88,7 @@ ansible_facts:
           checksums: {keepalived.conf: "3f5a..."}
           loaded_config_checksum: "3f5a..."
           metadata: {}
+          inputs: "9c1e..."
 '''
 
 from ansible.module_utils.basic import AnsibleModule

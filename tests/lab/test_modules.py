@@ -63,7 +63,7 @@ class Node:
             raise AssertionError("%s failed: %s" % (command, result.stderr))
         return result.stdout
 
-    def module(self, name, args, check=False, diff=False):
+    def module(self, name, args, check=False, diff=False, extra_vars=None):
         """Run a module through ansible (ad-hoc, local connection) inside the node."""
         env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="json",
                    ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_LOCALHOST_WARNING="0",
@@ -75,6 +75,8 @@ class Node:
             command.append("--check")
         if diff:
             command.append("--diff")
+        if extra_vars:
+            command += ["-e", json.dumps(extra_vars)]
         out = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
         try:
             data = json.loads(out.stdout)
@@ -473,6 +475,37 @@ def test_reconciler_through_the_action_plugin(node):
     assert node.module("ha_routers", args)["changed"] is True
     wait_for(lambda: keepalived_pid(node, "r1"), what="keepalived")
     assert node.module("ha_routers", args)["changed"] is False
+
+
+def test_routers_with_unchanged_inputs_are_not_rendered_again(node):
+    """A re-run renders only what changed; the node's own files stand in for the rest, and a
+    file edited after the facts were read is still found (the module asks for it)."""
+    args = reconciler_args(node, [router("r1", 1), router("r2", 2)])
+    args["templates"] = {f: str(TEMPLATES / (f + ".j2")) for f in ("keepalived.conf", "notify.sh", "nftables.nft")}
+    args["validate"] = False
+    dirs = {k: node.dirs[v] for k, v in (("config_dir", "etc"), ("run_dir", "run"), ("state_dir", "state"))}
+
+    def facts():
+        return node.module("router_facts", dirs)["ansible_facts"]
+
+    assert node.module("ha_routers", args)["rendered"] == ["r1", "r2"]
+    known = facts()
+    assert all(known["l3ha_router_facts"][name]["inputs"] for name in ("r1", "r2"))
+    again = node.module("ha_routers", args, extra_vars=known)
+    assert (again["changed"], again["rendered"]) == (False, [])
+    conf = pathlib.Path(node.dirs["etc"]) / "routers" / "r2" / "keepalived.conf"
+    written = conf.read_text()
+    conf.write_text(written + "# edited by hand\n")
+    checked = node.module("ha_routers", args, check=True, diff=True, extra_vars=known)
+    assert (checked["rendered"], changed_routers(checked)) == (["r2"], ["r2"]), checked.get("msg")
+    assert conf.read_text().endswith("# edited by hand\n")  # check mode changed nothing
+    repaired = node.module("ha_routers", args, extra_vars=known)
+    assert (repaired["rendered"], changed_routers(repaired)) == (["r2"], ["r2"])
+    assert conf.read_text() == written
+    # a changed input renders the routers it concerns, without facts as well
+    args["routers"][0]["metadata"] = {"tenant": "t1", "vrid": 1, "note": "new"}
+    assert node.module("ha_routers", args, extra_vars=facts())["rendered"] == ["r1"]
+    assert node.module("ha_routers", args)["rendered"] == ["r1", "r2"]
 
 
 def test_drained_node_does_not_start_keepalived(node):

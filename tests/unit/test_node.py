@@ -470,3 +470,81 @@ def test_static_route_drift_compares_device_only_when_planned():
 def test_two_segments_with_one_vni_are_an_error():
     segments = dict(SEGMENTS, other=dict(SEGMENTS["ha"], bridge="brq-2", device="vx-2"))
     assert "segment other: vni: VNI 2000 is also used by segment ha" in errors_of([], segments)
+
+
+# ---------------------------------------------------------------- unchanged inputs
+
+def written_router(tmp_path, **change):
+    """A router as a previous run left it in tmp_path (config dir): files and router.json."""
+    entry = router(inputs="in-1", files={"keepalived.conf": "conf\n", "notify.sh": "#!/bin/sh\n"}, **change)
+    directory = tmp_path / "routers" / entry["name"]
+    directory.mkdir(parents=True)
+    for fname, text in _node.router_files(entry).items():
+        (directory / fname).write_text(text)
+    return entry, directory
+
+
+def sent_without_files(entry, inputs="in-1"):
+    sent = dict(entry, inputs=inputs)
+    del sent["files"]
+    return sent
+
+
+def test_unchanged_inputs_keep_the_nodes_files(tmp_path):
+    entry, _directory = written_router(tmp_path)
+    sent = sent_without_files(entry)
+    assert _node.restore_unchanged_files([sent], str(tmp_path)) == []
+    assert sent["files"] == entry["files"]
+    # the record it would write is the one on the node: no drift from the cache itself
+    assert _node.router_files(sent) == _node.router_files(entry)
+
+
+@pytest.mark.parametrize("spoil", ["hand edit", "removed file", "extra file", "other inputs", "old record"])
+def test_files_that_cannot_be_kept_are_named_for_rendering(tmp_path, spoil):
+    entry, directory = written_router(tmp_path)
+    inputs = "in-1"
+    if spoil == "hand edit":
+        (directory / "keepalived.conf").write_text("conf\n# edited\n")
+    elif spoil == "removed file":
+        (directory / "notify.sh").unlink()
+    elif spoil == "extra file":
+        (directory / "nftables.nft").write_text("table inet x {}\n")
+    elif spoil == "other inputs":
+        inputs = "in-2"
+    else:  # written before router.json recorded inputs and checksums
+        record = json.loads((directory / "router.json").read_text())
+        del record["inputs"], record["files"]
+        (directory / "router.json").write_text(json.dumps(record))
+    sent = sent_without_files(entry, inputs)
+    assert _node.restore_unchanged_files([sent], str(tmp_path)) == ["r1"]
+    assert "files" not in sent
+
+
+def test_router_sent_without_files_passes_validation_only_with_inputs():
+    without = router()
+    del without["files"]
+    assert any("files: must be a dictionary" in e for e in errors_of([without]))
+    assert errors_of([dict(without, inputs="in-1")]) == []
+
+
+def test_stale_router_makes_the_reconciler_change_nothing(tmp_path, monkeypatch):
+    entry, directory = written_router(tmp_path)
+    (directory / "keepalived.conf").write_text("edited\n")
+    reconciler = _node.NodeReconciler({"routers": [sent_without_files(entry)], "segments": SEGMENTS,
+                                       "config_dir": str(tmp_path), "run_dir": str(tmp_path / "run"),
+                                       "state_dir": str(tmp_path / "state")})
+    root = FakeSpace()
+    root.close = lambda: None
+    monkeypatch.setattr(_node, "Namespace", lambda name: root)
+    monkeypatch.setattr(_node, "validate_segments", lambda *args: None)
+    monkeypatch.setattr(reconciler, "_reconcile", lambda root: pytest.fail("reconciled a stale router"))
+    result = reconciler.run()
+    assert (result["render"], result["changed"], result["diff"]) == (["r1"], False, [])
+    assert (directory / "keepalived.conf").read_text() == "edited\n"
+
+
+def test_router_facts_report_inputs_only_while_files_are_as_written(tmp_path):
+    entry, directory = written_router(tmp_path)
+    assert router_facts("r1", str(tmp_path), str(tmp_path / "run"), set())["inputs"] == "in-1"
+    (directory / "notify.sh").write_text("#!/bin/sh\nexit 0\n")
+    assert router_facts("r1", str(tmp_path), str(tmp_path / "run"), set())["inputs"] is None

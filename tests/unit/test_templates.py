@@ -352,3 +352,42 @@ def test_systemd_unit_renders_and_verifies(tmp_path):
     problems = [line for line in (verified.stdout + verified.stderr).splitlines()
                 if "l3ha-keepalived" in line]
     assert not problems, verified.stdout + verified.stderr
+
+
+# ---------------------------------------------------------------- inputs checksum
+
+def sources():
+    paths = {name: str(TEMPLATES / path) for name, path in ha_routers.DEFAULT_TEMPLATES.items()}
+    return ha_routers.read_sources(paths)
+
+
+def test_template_variables_are_the_names_the_templates_read_besides_router_and_view():
+    names = ha_routers.template_variables(dict(sources(), custom=trust_as_template(
+        "{{ site_domain | upper }}{% for fip in router.floating_ips %}{{ view.ha_port }}{% endfor %}")))
+    assert "site_domain" in names and "router" not in names and "view" not in names
+    assert ha_routers.template_variables({"x": "{{ broken"}) is None  # then nothing is cached
+
+
+@pytest.mark.parametrize("change", ["router", "render", "template", "variable"])
+def test_inputs_change_with_anything_the_files_are_rendered_from(change):
+    texts, settings, variables, entry = dict(sources()), {"advert_int": 0.1}, {"l3ha_config_dir": "/etc/l3ha"}, full_router()
+    before = ha_routers.router_inputs(ha_routers.render_context(texts, settings, variables), entry)
+    if change == "router":
+        entry = dict(entry, vrid=entry["vrid"] + 1)
+    elif change == "render":
+        settings = {"advert_int": 0.2}
+    elif change == "template":
+        texts["notify.sh"] = texts["notify.sh"] + "# local change\n"
+    else:
+        variables = {"l3ha_config_dir": "/srv/l3ha"}
+    after = ha_routers.router_inputs(ha_routers.render_context(texts, settings, variables), entry)
+    assert after != before
+    # and the same inputs give the same checksum (no run-to-run noise)
+    assert after == ha_routers.router_inputs(ha_routers.render_context(texts, settings, variables), entry)
+
+
+def test_inputs_ignore_the_rendered_files_and_the_old_checksum():
+    context = ha_routers.render_context(dict(sources()), {}, {})
+    entry = full_router()
+    assert ha_routers.router_inputs(context, entry) == \
+        ha_routers.router_inputs(context, dict(entry, inputs="old"))
