@@ -48,7 +48,8 @@ from ansible.module_utils.common.text.converters import to_text
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 from ansible.template import trust_as_template
-from jinja2 import Environment, TemplateSyntaxError, nodes
+from ansible.plugins.filter.core import quote as ansible_quote
+from jinja2 import Environment, StrictUndefined, TemplateError, TemplateSyntaxError, nodes
 
 MODULE = "l3ha.routers.ha_routers"
 FILE_NAMES = ("keepalived.conf", "notify.sh", "nftables.nft")
@@ -409,18 +410,32 @@ def _plain(value):
     return str(value) if isinstance(value, str) else repr(value)
 
 
-def template_variables(sources):
-    """Names the templates read besides ``router`` and ``view`` (a superset: local names too),
-    or None when a template does not parse here (then nothing is cached)."""
-    names = set()
-    environment = Environment()
+# Plain Jinja2 renders the role's templates about 40 times faster than Ansible's templating
+# (0.5 against 23 ms per router): used for every template that needs nothing else.
+FAST_JINJA = Environment(trim_blocks=True, keep_trailing_newline=True, undefined=StrictUndefined,
+                         finalize=lambda value: "" if value is None else value)  # as Ansible prints None
+FAST_JINJA.filters["quote"] = ansible_quote
+# Names Jinja2 itself gives a template.
+JINJA_NAMES = frozenset(FAST_JINJA.globals) | {"loop", "caller", "varargs", "kwargs", "self"}
+
+
+def inspect_templates(sources):
+    """(names the templates read besides ``router`` and ``view``, whether plain Jinja2 can render
+    them as Ansible would), or (None, False) when a template does not parse here."""
+    names, plain = set(), True
     for text in sources.values():
         try:
-            tree = environment.parse(str(text))
+            tree = FAST_JINJA.parse(str(text))
         except TemplateSyntaxError:
-            return None
-        names.update(node.name for node in tree.find_all(nodes.Name) if node.ctx == "load")
-    return sorted(names - {"router", "view"})
+            return None, False
+        local = set(node.name for node in tree.find_all(nodes.Name) if node.ctx in ("store", "param"))
+        names.update(node.name for node in tree.find_all(nodes.Name)
+                     if node.ctx == "load" and node.name not in local and node.name not in JINJA_NAMES)
+        # Ansible's filters, tests, lookups and template loader are not in plain Jinja2
+        plain = plain and not any(tree.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)))
+        plain = plain and all(node.name in FAST_JINJA.filters for node in tree.find_all(nodes.Filter))
+        plain = plain and all(node.name in FAST_JINJA.tests for node in tree.find_all(nodes.Test))
+    return sorted(names - {"router", "view"}), plain
 
 
 def _checksum(value):
@@ -442,6 +457,23 @@ def router_inputs(context, router):
     """Checksum of everything one router's files are rendered from."""
     entry = dict((key, value) for key, value in router.items() if key not in ("files", "inputs"))
     return _checksum({"context": context, "router": _plain(entry)})
+
+
+def make_plain_renderer(sources, base_vars):
+    """Like ``make_renderer``, with plain Jinja2 (only for templates ``inspect_templates`` passed)."""
+    compiled = dict((file_name, FAST_JINJA.from_string(str(text))) for file_name, text in sources.items())
+
+    def render_template(file_name, variables):
+        if file_name not in compiled:
+            raise AnsibleError("no template for %s was found" % file_name)
+        available = dict(base_vars)
+        available.update(variables)
+        try:
+            return compiled[file_name].render(available)
+        except (TemplateError, TypeError, ValueError, KeyError, AttributeError) as error:
+            raise AnsibleError("%s: %s" % (file_name, error))
+
+    return render_template
 
 
 def find_keepalived():
@@ -521,9 +553,18 @@ class ActionModule(ActionBase):
         paths = self._template_paths(templates)
         sources = read_sources(paths)
         searchpath = list(task_vars.get("ansible_search_path", [])) + [os.path.dirname(p) for p in paths.values()]
-        render_template = make_renderer(self._templar, sources, task_vars, searchpath)
         reported = task_vars.get("l3ha_router_facts") or {}
-        context = self._render_context(sources, render, task_vars)
+        names, plain = inspect_templates(sources)
+        context = None
+        if names is not None:
+            templar = self._templar.copy_with_new_env(available_variables=task_vars)
+            variables = dict((name, templar.resolve_variable_expression(name)) for name in names if name in task_vars)
+            context = render_context(sources, render, variables)
+            plain = plain and len(variables) == len(names)  # anything else is an Ansible global (lookup...)
+        if plain:
+            render_template = make_plain_renderer(sources, variables)
+        else:
+            render_template = make_renderer(self._templar, sources, task_vars, searchpath)
         sent = list(routers)  # what the module gets: a cached router goes without files
         for index, router in enumerate(routers):
             if context is not None:
@@ -561,14 +602,6 @@ class ActionModule(ActionBase):
         # Also without a password now: the old one is on the diff's "before" side.
         _mask(result, str(self._vrrp_secret)[:8] if self._vrrp_secret else None)
         return result
-
-    def _render_context(self, sources, render, task_vars):
-        names = template_variables(sources)
-        if names is None:
-            return None
-        templar = self._templar.copy_with_new_env(available_variables=task_vars)
-        variables = dict((name, templar.resolve_variable_expression(name)) for name in names if name in task_vars)
-        return render_context(sources, render, variables)
 
     def _render(self, routers, render_template, render, validate, task_vars):
         """Render the files of ``routers`` into each; the errors, naming router and field."""

@@ -219,16 +219,21 @@ def test_keepalived_conf_has_neutrons_shape():
     assert "authentication" not in instance and "track_script" not in instance
 
 
-@needs_keepalived
-@pytest.mark.parametrize("router,settings", [
+RENDER_CASES = pytest.mark.parametrize("router,settings", [
     (full_router(), {}),
     (bare_router(), {}),
     (full_router(), {"check": True}),
     (full_router(), {"check": {"interval": 2, "fall": 3, "gateway": False}}),
     (full_router(), {"auth_pass": "s3cret"}),
     (full_router(), {"advert_int": 1, "garp_repeat": 1, "garp_delay": 0}),
+    (full_router(), {"hooks": {"master": ["systemctl start x", "echo 'it''s master'"], "stop": "true"}}),
+    (dict(full_router(), conntrackd=True, peers=["169.254.192.2"]), {}),
     (single_router(), {}),
-], ids=["full", "bare", "check", "link-check", "auth", "slow", "single"])
+], ids=["full", "bare", "check", "link-check", "auth", "slow", "hooks", "conntrackd", "single"])
+
+
+@needs_keepalived
+@RENDER_CASES
 def test_keepalived_accepts_every_rendered_config(router, settings):
     files, view = render(copy.deepcopy(router), settings)
     assert keepalived_test(files, view) is None
@@ -361,11 +366,30 @@ def sources():
     return ha_routers.read_sources(paths)
 
 
-def test_template_variables_are_the_names_the_templates_read_besides_router_and_view():
-    names = ha_routers.template_variables(dict(sources(), custom=trust_as_template(
-        "{{ site_domain | upper }}{% for fip in router.floating_ips %}{{ view.ha_port }}{% endfor %}")))
-    assert "site_domain" in names and "router" not in names and "view" not in names
-    assert ha_routers.template_variables({"x": "{{ broken"}) is None  # then nothing is cached
+def test_inspect_templates_names_the_variables_read_and_whether_plain_jinja_will_do():
+    names, plain = ha_routers.inspect_templates(dict(sources(), custom=trust_as_template(
+        "{{ site_domain | upper }}{% for fip in router.floating_ips %}{{ view.ha_port }}{{ loop.index }}{% endfor %}"
+        "{% set local = 1 %}{{ local }}")))
+    assert (names, plain) == (["site_domain"], True)
+    assert ha_routers.inspect_templates({"x": trust_as_template("{{ broken")}) == (None, False)  # nothing cached
+    for ansible_only in ("{{ x | ansible.builtin.to_json }}", "{{ x | ipaddr }}", "{% if x is match('a') %}{% endif %}",
+                         "{% include 'other.j2' %}"):
+        assert ha_routers.inspect_templates({"x": trust_as_template(ansible_only)})[1] is False, ansible_only
+    # a lookup is a name the task variables lack: the action then uses Ansible's templating
+    assert ha_routers.inspect_templates({"x": trust_as_template("{{ lookup('env', 'HOME') }}")})[0] == ["lookup"]
+
+
+@RENDER_CASES
+def test_plain_jinja_renders_exactly_what_ansible_renders(router, settings):
+    plain = ha_routers.make_plain_renderer(sources(), ROLE_DEFAULT_VARS)
+    assert ha_routers.render_router_files(plain, copy.deepcopy(router), settings)[0] == \
+        render(copy.deepcopy(router), settings)[0]
+
+
+def test_plain_jinja_errors_name_the_file():
+    plain = ha_routers.make_plain_renderer({"notify.sh": "{{ router.nothing.deeper }}"}, {})
+    with pytest.raises(ha_routers.AnsibleError, match="notify.sh: .*nothing"):
+        plain("notify.sh", {"router": {}})
 
 
 @pytest.mark.parametrize("change", ["router", "render", "template", "variable"])
