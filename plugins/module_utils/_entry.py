@@ -172,15 +172,19 @@ def _remove_pair(end_space, peer_space, params, changes, check_mode):
 def run_ha_routers(module):
     from ansible_collections.l3ha.routers.plugins.module_utils._node import reconcile
     require_pyroute2(module)
+    # The whole plan of the node would travel back in the invocation (megabytes at 1000
+    # routers, for every run): the routers are named there instead.
+    invocation = {'module_args': dict(module.params, routers=[router.get('name') for router in module.params['routers']])}
     try:
         result = reconcile(module.params, module.check_mode)
     except ValidationError as exc:
         module.fail_json(msg='invalid input, nothing was changed: ' + '; '.join(exc.errors),
-                         errors=exc.errors)
+                         errors=exc.errors, invocation=invocation)
     except Exception as exc:  # report with the traceback instead of a bare crash
-        module.fail_json(msg='ha_routers failed: %s' % exc, exception=traceback.format_exc())
+        module.fail_json(msg='ha_routers failed: %s' % exc, exception=traceback.format_exc(), invocation=invocation)
     if not module._diff:
         result.pop('diff')
+    result['invocation'] = invocation
     if result['failures']:
         module.fail_json(msg='; '.join(result['failures']), **result)
     module.exit_json(**result)

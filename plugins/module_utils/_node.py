@@ -347,7 +347,8 @@ def clear_leftovers(space, router):
 
 class NodeReconciler(object):
     def __init__(self, params, check_mode=False):
-        self.routers = params.get('routers') or []
+        # copies: restored files must not travel back in the module's invocation
+        self.routers = [dict(router) for router in params.get('routers') or []]
         self.segments = params.get('segments') or {}
         self.local_ip = params.get('local_ip')
         self.purge = bool(params.get('purge'))

@@ -28,6 +28,8 @@ description:
   - All input is validated first; on any error nothing is changed and the message names the router
     (or segment) and the field.
   - See C(docs/node.md) for what the reconciler owns and the drift it detects.
+  - The C(invocation) in the result (shown with C(-vvv)) lists the routers by name only; the full
+    plan of a node with 1000 routers would otherwise travel back in every result.
 requirements:
   - pyroute2
   - keepalived
