@@ -206,9 +206,15 @@ class BenchLab:
         per_router = dict((r, result["targets"][self.gateways[r]]) for r in prober["routers"])
         return per_router, result["longest_send_stall"]
 
-    def reachable(self, seconds=1.0, interval=0.05):
-        """Routers whose gateway address answered during `seconds` of probing."""
-        prober = self.start_prober("reach", interval=interval)
-        time.sleep(seconds)  # the probing window itself, not a wait for a condition
-        result, _stall = self.stop_prober(prober)
-        return sorted(r for r, entry in result.items() if entry["received"] > 0)
+    def reachable(self, timeout=30.0, window=1.0, interval=0.05):
+        """Routers whose gateway address answered, probing in windows of `window` s until
+        every router has answered or `timeout` s have passed (the first probes to 1000
+        gateways wait for ARP)."""
+        answered = set()
+        deadline = time.monotonic() + timeout
+        while len(answered) < len(self.routers) and time.monotonic() < deadline:
+            prober = self.start_prober("reach", interval=interval)
+            time.sleep(window)  # the probing window itself, not a wait for a condition
+            result, _stall = self.stop_prober(prober)
+            answered.update(r for r, entry in result.items() if entry["received"] > 0)
+        return sorted(answered)

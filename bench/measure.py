@@ -161,20 +161,11 @@ def naive_baseline(options, count, log):
         vars_file = naive.write_vars(bench, os.path.join(options.work_dir, "naive-vars.json"),
                                      options.advert_int)
         run = bench.playbook(naive.PLAYBOOK, "-e", "@" + vars_file)
-        reachable = poll_reachable(bench, count)
+        reachable = bench.reachable()
         return {"routers": count, "nodes": options.nodes, "converge_s": run["seconds"],
                 "routers_answering": len(reachable)}
     finally:
         bench.close()
-
-
-def poll_reachable(bench, count, timeout=30.0):
-    """Routers answering at their gateway address (waits for elections to finish)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        reachable = bench.reachable()
-        if len(reachable) == count or time.monotonic() > deadline:
-            return reachable
 
 
 def _outages(probe, routers, event=None):

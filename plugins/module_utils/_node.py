@@ -45,6 +45,9 @@ NAMESPACE_PREFIX = 'qrouter-'
 PORT_PREFIXES = {'ha': 'ha-', 'gateway': 'qg-', 'internal': 'qr-'}
 FILE_MODES = {'keepalived.conf': 0o600, 'notify.sh': 0o700, 'nftables.nft': 0o600, 'conntrackd.conf': 0o600}
 RECORD_FILE = 'router.json'
+# keepalived processes being started at once: each holds a file until it runs, and a
+# node taking 1000 routers must neither run out of files nor start them all in one burst.
+START_BATCH = 50
 
 # Router-wide sysctls, checked on every run (Neutron learned each through a bug):
 # forwarding; binding VIPs before they arrive (nonlocal_bind); answering ARP only for
@@ -625,15 +628,18 @@ class NodeReconciler(object):
         elif pid is None:
             started = start_keepalived(namespace, keepalived_argv(name, self.config_dir, self.run_dir,
                                                                   self.keepalived_bin))
-            # waited for after all routers, so the starts overlap
+            # waited for in batches, so the starts overlap but stay bounded
             self.started.append((name, namespace, started, checksum_path, wanted))
+            if len(self.started) >= START_BATCH:
+                self._wait_started()
             return
         else:
             reload_keepalived(pid)
         write_atomic(checksum_path, wanted + '\n', 0o600, durable=False)
 
     def _wait_started(self):
-        for name, namespace, started, checksum_path, wanted in self.started:
+        started_now, self.started = self.started, []
+        for name, namespace, started, checksum_path, wanted in started_now:
             try:
                 started.wait()
                 wait_for_pid(self.run_dir, name, namespace)
