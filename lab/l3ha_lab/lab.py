@@ -17,7 +17,7 @@ import time
 
 import yaml
 
-from l3ha_lab import kernel, model
+from l3ha_lab import host, kernel, model
 from l3ha_lab.model import LabError
 
 DEFAULT_LAB_DIR = "/run/l3ha-lab"
@@ -100,6 +100,7 @@ class Lab:
             state = state or self._new_state()
             state["inventories"] = inventories
             state["group"] = topology["group"]
+            host.acquire(self.dir)
             try:
                 self._ensure_switch(state)
                 self._merge_networks(state, topology)
@@ -563,6 +564,7 @@ class Lab:
                 for path in reversed(state.get("created_dirs", [])):
                     _remove_mountpoint_dir(path)
         shutil.rmtree(self.dir, ignore_errors=True)
+        host.release(self.dir)
 
 
 def _remove_mountpoint_dir(path):

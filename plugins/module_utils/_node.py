@@ -76,6 +76,19 @@ SHARED_MAC_PORT_SYSCTLS = {'net/ipv6/conf/{dev}/addr_gen_mode': '1',
 # only after retrans_time (1 s by default); meanwhile the new peer hears no adverts and
 # becomes a second master (3 adverts + skew = 0.38 s at advert 0.1 s). Retry sooner.
 HA_PORT_SYSCTLS = {'net/ipv4/neigh/{dev}/retrans_time_ms': '100'}
+# The kernel's neighbour tables are shared by every namespace of a host, and their
+# defaults (gc_thresh3 = 1024 entries) are exceeded by a few hundred routers (HA peers,
+# gateways, instances). Then every new entry forces a GC that evicts another namespace's
+# entries: unanswered ARP, and VRRP adverts to an evicted peer are lost (spurious
+# failovers). Raised, never lowered, where the node has them (its initial namespace).
+NODE_SYSCTL_FLOORS = (
+    ('net/ipv4/neigh/default/gc_thresh1', 8192),
+    ('net/ipv4/neigh/default/gc_thresh2', 32768),
+    ('net/ipv4/neigh/default/gc_thresh3', 65536),
+    ('net/ipv6/neigh/default/gc_thresh1', 8192),
+    ('net/ipv6/neigh/default/gc_thresh2', 32768),
+    ('net/ipv6/neigh/default/gc_thresh3', 65536),
+)
 
 
 class _Quiet(object):
@@ -394,6 +407,7 @@ class NodeReconciler(object):
         diffs = []
         node_changes = Changes('node')
         self._ensure_state_dir_private(node_changes)
+        self._ensure_node_sysctls(node_changes)
         diffs.extend(node_changes.diffs())
         for name in sorted(self.segments):
             changes = Changes('segment %s' % name)
@@ -424,6 +438,16 @@ class NodeReconciler(object):
         result['diff'] = diffs
         result['failures'] = self.failures
         return result
+
+    def _ensure_node_sysctls(self, changes):
+        """Kernel limits of the node, raised to NODE_SYSCTL_FLOORS (absent in a container or lab node)."""
+        for key, floor in NODE_SYSCTL_FLOORS:
+            current = read_sysctl(key)
+            if current is None or int(current) >= floor:
+                continue
+            changes.add('sysctl ' + key.replace('/', '.'), current, str(floor))
+            if not self.check_mode:
+                write_sysctl(key, floor)
 
     def _ensure_state_dir_private(self, changes):
         """The state directory, where it exists, is root's alone like the config and run ones."""

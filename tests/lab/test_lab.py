@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from l3ha_lab import Lab, LabError, model, probe  # on sys.path through conftest.py
+from l3ha_lab import Lab, LabError, host, model, probe  # on sys.path through conftest.py
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_INVENTORY = str(REPO / "tests" / "lab" / "inventory.yml")
@@ -414,6 +414,10 @@ def _host_snapshot():
             "mounts": mounts}
 
 
+def _host_limits():
+    return [int(Path("/proc/sys/" + key).read_text()) for key, _floor in host.FLOORS]
+
+
 def test_down_leaves_the_machine_as_before_up(tmp_path):
     if os.geteuid() != 0:
         pytest.skip("the lab needs root")
@@ -422,10 +426,14 @@ def test_down_leaves_the_machine_as_before_up(tmp_path):
         "        net2:\n", "        net2:\n          l3ha_state_dir: /var/lib/l3ha-labtest-down\n"))
     lab_dir = "/run/l3ha-lab-test-%d-down" % os.getpid()
     before = _host_snapshot()
+    limits_before = _host_limits()
     assert not os.path.exists("/var/lib/l3ha-labtest-down")
     lab = Lab(lab_dir)
     try:
         lab.up([str(inventory)])
+        # the neighbour tables all nodes share are raised while a lab runs
+        assert all(value >= floor for value, (_key, floor) in zip(_host_limits(), host.FLOORS))
+        assert lab_dir in json.loads(Path(host.REGISTRY).read_text())["labs"]
         # Processes of every kind: daemonized, nested netns, a probe.
         sh(lab, "net1", "ip netns add qrouter-down && (setsid sleep 300 >/dev/null 2>&1 &)"
                         " && (ip netns exec qrouter-down sleep 300 >/dev/null 2>&1 &)")
@@ -452,6 +460,10 @@ def test_down_leaves_the_machine_as_before_up(tmp_path):
         assert after[kind] - before[kind] == set(), kind
     assert not os.path.exists(lab_dir)
     assert not os.path.exists("/var/lib/l3ha-labtest-down")
+    if os.path.exists(host.REGISTRY):  # another lab (this module's) still runs
+        assert lab_dir not in json.loads(Path(host.REGISTRY).read_text())["labs"]
+    else:  # the last lab restored the values it found
+        assert _host_limits() == limits_before
     # down on nothing is fine, and so is a second down.
     assert _cli("down", lab_dir=lab_dir).returncode == 0
 

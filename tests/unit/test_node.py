@@ -1,4 +1,5 @@
 """Unit tests of the node-side module_utils (netlink mocked by small fakes)."""
+import importlib.util
 import json
 import os
 
@@ -548,3 +549,26 @@ def test_router_facts_report_inputs_only_while_files_are_as_written(tmp_path):
     assert router_facts("r1", str(tmp_path), str(tmp_path / "run"), set())["inputs"] == "in-1"
     (directory / "notify.sh").write_text("#!/bin/sh\nexit 0\n")
     assert router_facts("r1", str(tmp_path), str(tmp_path / "run"), set())["inputs"] is None
+
+
+# ---------------------------------------------------------------- node limits
+
+def test_node_limits_are_raised_never_lowered(monkeypatch):
+    values = {key: str(floor // 2) for key, floor in _node.NODE_SYSCTL_FLOORS}
+    values[_node.NODE_SYSCTL_FLOORS[0][0]] = str(_node.NODE_SYSCTL_FLOORS[0][1] * 4)  # already higher
+    del values[_node.NODE_SYSCTL_FLOORS[1][0]]  # absent: a container, a lab node
+    written = {}
+    monkeypatch.setattr(_node, "read_sysctl", values.get)
+    monkeypatch.setattr(_node, "write_sysctl", lambda key, value: written.__setitem__(key, value))
+    changes = Changes("node")
+    _node.NodeReconciler({"config_dir": "/x", "run_dir": "/x", "state_dir": "/x"})._ensure_node_sysctls(changes)
+    assert written == dict(_node.NODE_SYSCTL_FLOORS[2:])
+    assert len(changes.lines()) == len(_node.NODE_SYSCTL_FLOORS) - 2
+
+
+def test_the_lab_raises_the_same_host_limits_as_the_reconciler():
+    spec = importlib.util.spec_from_file_location(
+        "lab_host", os.path.join(os.path.dirname(__file__), "..", "..", "lab", "l3ha_lab", "host.py"))
+    lab_host = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lab_host)
+    assert tuple(lab_host.FLOORS) == tuple(_node.NODE_SYSCTL_FLOORS)
