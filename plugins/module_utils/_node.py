@@ -80,7 +80,10 @@ HA_PORT_SYSCTLS = {'net/ipv4/neigh/{dev}/retrans_time_ms': '100'}
 # defaults (gc_thresh3 = 1024 entries) are exceeded by a few hundred routers (HA peers,
 # gateways, instances). Then every new entry forces a GC that evicts another namespace's
 # entries: unanswered ARP, and VRRP adverts to an evicted peer are lost (spurious
-# failovers). Raised, never lowered, where the node has them (its initial namespace).
+# failovers). Likewise a broadcast (ARP, GARP) on a bridge is copied to every router
+# port on it in one pass: with 1000 and more ports the per-CPU input queue
+# (netdev_max_backlog = 1000) drops the copies to the last ports, every time.
+# Raised, never lowered, where the node has them (its initial namespace).
 NODE_SYSCTL_FLOORS = (
     ('net/ipv4/neigh/default/gc_thresh1', 8192),
     ('net/ipv4/neigh/default/gc_thresh2', 32768),
@@ -88,6 +91,7 @@ NODE_SYSCTL_FLOORS = (
     ('net/ipv6/neigh/default/gc_thresh1', 8192),
     ('net/ipv6/neigh/default/gc_thresh2', 32768),
     ('net/ipv6/neigh/default/gc_thresh3', 65536),
+    ('net/core/netdev_max_backlog', 16384),
 )
 
 
