@@ -30,40 +30,52 @@ def transition_counts(info):
                 for node, data in info.items() for router, entry in data["routers"].items())
 
 
-def converge_spurious(info, routers):
+def converge_spurious(info, routers, established_after):
     """Spurious transitions while the routers first came up, from all replicas' logs.
 
-    The initial election (every replica BACKUP, one of them then MASTER) is not spurious.
-    Spurious is: a router that already had a master getting a master on another node
-    (two masters at once, or the master moving), and a replica leaving MASTER for BACKUP
-    (no fault, no stop). A dual-master start therefore counts 2. Faults are listed in
-    the examples but not counted.
+    Returns (spurious, first-election collisions, examples). The initial election (every
+    replica BACKUP, one of them then MASTER) is not spurious. A master is *established*
+    once it has been master for `established_after` seconds (3 adverts: every peer
+    that is up has heard it). Spurious is: a master on another node while an established
+    master exists, and an established master leaving MASTER without a fault. The same
+    before the first master is established is a *collision* of the first election: two
+    replicas whose timers ran out within one advert's delivery time of each other both
+    claimed the router (VRRP lets the lower address yield at once); it is counted apart
+    (a collision counts 2, like a dual master). Faults are listed but not counted.
     """
-    extra, examples = 0, []
+    extra, collisions, examples = 0, 0, []
     for router in routers:
         events = sorted((at, node, word) for node, data in info.items()
                         for at, word in zip(data["routers"].get(router, {}).get("transition_times", []),
                                             data["routers"].get(router, {}).get("transitions", [])))
-        masters, last_master, previous = set(), None, {}
+        masters, master_since, last_master, previous = set(), {}, None, {}
         for at, node, word in events:
-            spurious = None
+            found = None  # (what, whether an established master was concerned)
             if word == "master":
                 if last_master is not None and (masters - {node} or last_master != node):
-                    spurious = "master also/again on %s" % node
+                    found = ("master also/again on %s" % node,
+                             any(at - master_since[m] >= established_after for m in masters - {node}))
                 masters.add(node)
+                master_since[node] = at
                 last_master = node
             else:
                 if word == "backup" and previous.get(node) == "master":
-                    spurious = "%s left master without a fault" % node
+                    found = ("%s left master without a fault" % node,
+                             at - master_since.get(node, at) >= established_after)
                 if word == "fault":
                     examples.append("%s: fault on %s at %.3f" % (router, node, at))
                 masters.discard(node)
             previous[node] = word
-            if spurious:
-                extra += 1
+            if found:
+                what, established = found
+                if established:
+                    extra += 1
+                else:
+                    collisions += 1
                 if len(examples) < 20:
-                    examples.append("%s: %s at %.3f (%s)" % (router, spurious, at, _timeline(events)))
-    return extra, examples
+                    examples.append("%s: %s%s at %.3f (%s)" % (router, what, "" if established else
+                                                               " (first-election collision)", at, _timeline(events)))
+    return extra, collisions, examples
 
 
 def joined_under_a_master(info, routers):
@@ -122,7 +134,8 @@ def scaling(options, count, log):
         cold = bench.playbook(SITE)
         info = bench.wait_one_master_each(timeout=max(60.0, count * 0.3))
         settled = time.monotonic()
-        spurious_converge, converge_examples = converge_spurious(info, bench.routers)
+        spurious_converge, collisions, converge_examples = converge_spurious(
+            info, bench.routers, established_after=3 * options.advert_int)
         late_replicas = joined_under_a_master(info, bench.routers)
         before = transition_counts(info)
         noop = [bench.playbook(SITE) for _run in range(options.noop_runs)]
@@ -141,6 +154,7 @@ def scaling(options, count, log):
             "noop_s": [r["seconds"] for r in noop], "noop_changed": [r["changed"] for r in noop],
             "check_s": [r["seconds"] for r in check], "check_changed": [r["changed"] for r in check],
             "spurious_transitions_converge": spurious_converge,
+            "first_election_collisions": collisions,
             "spurious_transitions_noop": spurious_noop,
             "replicas_started_under_a_master": late_replicas,
             "spurious_examples": converge_examples + noop_examples,

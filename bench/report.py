@@ -87,8 +87,10 @@ def summary_rows(results):
     if scaling:
         converge = sum(r["spurious_transitions_converge"] for r in scaling)
         noop = sum(r["spurious_transitions_noop"] for r in scaling)
+        collisions = sum(r.get("first_election_collisions", 0) for r in scaling)
         rows.append(("spurious VRRP transitions (converge / no-op re-runs, all N)", "0",
-                     "%d / %d" % (converge, noop), "met" if converge == noop == 0 else "NOT met"))
+                     "%d / %d (besides: %d first-election collisions)" % (converge, noop, collisions),
+                     "met" if converge == noop == 0 else "NOT met"))
     return rows
 
 
@@ -107,16 +109,18 @@ def markdown(results):
         lines += ["", "## Converge time against N (%d nodes, %d replicas per router)"
                   % (scaling[0]["nodes"], scaling[0]["replicas"]), "",
                   "| routers | replicas on busiest node | cold converge | no-op re-runs | --check runs "
-                  "| changed (no-op / check) | spurious (converge / no-op; replicas started under a master) "
+                  "| changed (no-op / check) | spurious (converge / no-op; first-election collisions; "
+                  "replicas started under a master) "
                   "| one master | answering "
                   "| PSS per replica (min / median / max) |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
         for r in scaling:
-            lines.append("| %d | %d | %.1f s | %s | %s | %s / %s | %d / %d; %s | %d | %d | %s |" % (
+            lines.append("| %d | %d | %.1f s | %s | %s | %s / %s | %d / %d; %s; %s | %d | %d | %s |" % (
                 r["routers"], max(r["replicas_per_node"].values()), r["cold_converge_s"],
                 ", ".join("%.1f s" % v for v in r["noop_s"]), ", ".join("%.1f s" % v for v in r["check_s"]),
                 r["noop_changed"], r["check_changed"], r["spurious_transitions_converge"],
-                r["spurious_transitions_noop"], r.get("replicas_started_under_a_master", "-"),
+                r["spurious_transitions_noop"], r.get("first_election_collisions", "-"),
+                r.get("replicas_started_under_a_master", "-"),
                 r["routers_with_one_master"], r["routers_answering"],
                 _spread(r["memory"]["pss_mib"], "MiB", 2)))
     failover = results.get("failover")

@@ -114,17 +114,28 @@ def test_spurious_counter_ignores_the_initial_election():
     measure = _bench_module("measure")
     info = {"net1": {"routers": {"r1": _replica((1.0, "backup"), (1.4, "master"))}},
             "net2": {"routers": {"r1": _replica((1.1, "backup"))}}}
-    assert measure.converge_spurious(info, ["r1"]) == (0, [])
+    assert measure.converge_spurious(info, ["r1"], established_after=0.3) == (0, 0, [])
 
 
-def test_spurious_counter_counts_a_dual_master_start_twice():
+def test_spurious_counter_counts_a_dual_master_twice():
+    # net1 had been master for 0.5 s (established) when net2 claimed the router
     measure = _bench_module("measure")
-    info = {"net1": {"routers": {"r1": _replica((1.0, "backup"), (1.4, "master"), (1.9, "backup"))}},
-            "net2": {"routers": {"r1": _replica((1.1, "backup"), (1.5, "master"))}}}
-    count, examples = measure.converge_spurious(info, ["r1"])
-    assert count == 2
+    info = {"net1": {"routers": {"r1": _replica((1.0, "backup"), (1.4, "master"), (1.95, "backup"))}},
+            "net2": {"routers": {"r1": _replica((1.1, "backup"), (1.9, "master"))}}}
+    spurious, collisions, examples = measure.converge_spurious(info, ["r1"], established_after=0.3)
+    assert (spurious, collisions) == (2, 0)
     assert "master also/again on net2" in examples[0]
     assert "net1 left master without a fault" in examples[1]
+
+
+def test_two_masters_at_the_first_election_are_a_collision_not_spurious():
+    # both timers ran out within 10 ms; net1 yields 30 ms later, no master was established
+    measure = _bench_module("measure")
+    info = {"net1": {"routers": {"r1": _replica((1.0, "backup"), (1.40, "master"), (1.44, "backup"))}},
+            "net2": {"routers": {"r1": _replica((1.0, "backup"), (1.41, "master"))}}}
+    spurious, collisions, examples = measure.converge_spurious(info, ["r1"], established_after=0.3)
+    assert (spurious, collisions) == (0, 2)
+    assert all("first-election collision" in example for example in examples)
 
 
 def _bench_module(name):
