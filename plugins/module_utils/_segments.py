@@ -170,9 +170,9 @@ def flood_table(root):
     """
     if getattr(root, 'floods', None) is None:
         table = {}
-        for entry in root.route.fdb('dump'):
-            if entry.get_attr('NDA_LLADDR') == ZERO_MAC and entry.get_attr('NDA_DST'):
-                table.setdefault(entry['ifindex'], set()).add(entry.get_attr('NDA_DST'))
+        for index, mac, dst in root.fdb():
+            if mac == ZERO_MAC and dst:
+                table.setdefault(index, set()).add(dst)
         root.floods = dict((index, sorted(dsts)) for index, dsts in table.items())
     return root.floods
 

@@ -60,6 +60,9 @@ class FakeSpace:
     def link(self, name):
         return self._links.get(name)
 
+    def fdb(self):
+        return []  # no flood entries yet
+
     def link_by_index(self, index):
         return next((link for link in self._links.values() if link.index == index), None)
 
