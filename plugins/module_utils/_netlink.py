@@ -224,9 +224,10 @@ NDA_DST, NDA_LLADDR = 1, 2
 # (attribute, name, decoder) of the link kinds whose identity the segments compare
 _INFO_FIELDS = {
     'vxlan': ((1, 'IFLA_VXLAN_ID', 'u32'), (2, 'IFLA_VXLAN_GROUP', 'ip'), (4, 'IFLA_VXLAN_LOCAL', 'ip'),
-              (15, 'IFLA_VXLAN_PORT', 'be16')),
+              (7, 'IFLA_VXLAN_LEARNING', 'u8'), (15, 'IFLA_VXLAN_PORT', 'be16')),
     'vlan': ((1, 'IFLA_VLAN_ID', 'u16'),),
 }
+COMPARED_INFO = frozenset(name for fields in _INFO_FIELDS.values() for _attr, name, _how in fields)
 
 
 def _attributes(data, offset=0):
@@ -249,6 +250,8 @@ def _decode(value, how):
         return struct.unpack('=I', value[:4])[0]
     if how == 'i32':
         return struct.unpack('=i', value[:4])[0]
+    if how == 'u8':
+        return bytearray(value)[0]
     if how == 'u16':
         return struct.unpack('=H', value[:2])[0]
     if how == 'be16':

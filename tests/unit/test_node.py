@@ -575,3 +575,10 @@ def test_the_lab_raises_the_same_host_limits_as_the_reconciler():
     lab_host = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(lab_host)
     assert tuple(lab_host.FLOORS) == tuple(_node.NODE_SYSCTL_FLOORS)
+
+
+def test_the_lean_link_parser_decodes_every_attribute_the_segments_compare():
+    from ansible_collections.l3ha.routers.plugins.module_utils import _netlink
+    compared = set(_segments.vxlan_identity({"vni": 1}, "192.0.2.1")) | set(
+        _segments.vxlan_identity({"vni": 1, "group": "239.1.1.1"}, None)) | {"IFLA_VLAN_ID"}
+    assert compared <= _netlink.COMPARED_INFO
