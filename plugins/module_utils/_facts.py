@@ -80,6 +80,8 @@ def gather(config_dir, run_dir, state_dir, node_name=None):
         'l3ha_node': {
             'name': node_name or socket.gethostname(),
             'drained': os.path.exists(os.path.join(state_dir, 'drained')),
+            # systemd is the service manager (sd_booted(3): the directory exists)
+            'systemd': os.path.isdir('/run/systemd/system'),
         },
         'l3ha_router_facts': dict((name, router_facts(name, config_dir, run_dir, namespaces))
                                   for name in sorted(names)),

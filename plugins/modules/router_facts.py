@@ -63,9 +63,9 @@ ansible_facts:
   type: dict
   contains:
     l3ha_node:
-      description: C(name) and C(drained) (the drained marker exists).
+      description: C(name), C(drained) (the drained marker exists) and C(systemd) (systemd is the service manager).
       type: dict
-      sample: {name: net1, drained: false}
+      sample: {name: net1, drained: false, systemd: true}
     l3ha_router_facts:
       description:
         - Per router name, C(tenant), C(vrid), C(segment), C(ha_address) and C(metadata) from

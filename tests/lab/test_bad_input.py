@@ -135,6 +135,7 @@ CASES = [
     ("routers-not-list", {"l3ha_routers": {"r1": R1}}, ["l3ha_routers", "list"]),
     ("supervisor-choice", {"l3ha_supervisor": "cron"}, ["l3ha_supervisor", "cron"]),
     ("advert-int-type", {"l3ha_advert_int": "fast"}, ["l3ha_advert_int", "convert to float"]),
+    ("profile-choice", {"l3ha_profile": "huge"}, ["l3ha_profile", "huge"]),
     ("max-nodes-type", {"l3ha_max_nodes_per_router": "three"}, ["l3ha_max_nodes_per_router", "three"]),
     ("notify-hook-state", {"l3ha_notify_hooks": {"mastr": ["true"]}},
      ["router r1", "l3ha_notify_hooks", "mastr"]),
