@@ -142,7 +142,11 @@ class BenchLab:
             info = self.info()
             masters = self.masters(info)
             ok = all(len(m) == 1 and (on is None or m == [on]) for m in masters.values())
-            return info if ok else None
+            # notify.sh records the state before it logs the transition: wait for the log
+            # too, or a late line would be counted in the next measurement
+            logged = all((entry.get("transitions") or [None])[-1] == entry["state"]
+                         for data in info.values() for entry in data["routers"].values())
+            return info if ok and logged else None
         return poll(settled, timeout, "one master per router%s" % (" on " + on if on else ""))
 
     def wait_states(self, node, state, timeout=120.0):

@@ -43,9 +43,10 @@ def machine():
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="bench/run", description=__doc__.splitlines()[0])
-    # 1000 is not in the default: on the 2-core lab machine the N=1000 run (about 1300
-    # keepalived instances per node at advert 0.1 s) drove the load past 2000 and never
-    # finished; docs/benchmarks.md records it. Ask for it explicitly with --routers.
+    # 1000 is not in the default: at advert 0.1 s (the default, and that of the failover
+    # runs) 2000 keepalived instances take most of the 2-core lab machine; the 1000-router
+    # figures in docs/benchmarks.md are from `--routers 10,100,300,1000 --advert-int 0.5`
+    # (the role's `large` profile).
     parser.add_argument("--routers", default="10,100,300",
                         help="comma-separated N for the converge runs (default 10,100,300)")
     parser.add_argument("--nodes", type=int, default=3, help="network nodes for the converge runs")
