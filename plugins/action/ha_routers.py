@@ -454,8 +454,9 @@ def render_context(sources, render, variables):
 
 
 def router_inputs(context, router):
-    """Checksum of everything one router's files are rendered from."""
-    entry = dict((key, value) for key, value in router.items() if key not in ("files", "inputs"))
+    """Checksum of everything one router's files are rendered from (files given in the plan
+    entry included: they are merged into the rendered ones)."""
+    entry = dict((key, value) for key, value in router.items() if key != "inputs")
     return _checksum({"context": context, "router": _plain(entry)})
 
 

@@ -410,8 +410,10 @@ def test_inputs_change_with_anything_the_files_are_rendered_from(change):
     assert after == ha_routers.router_inputs(ha_routers.render_context(texts, settings, variables), entry)
 
 
-def test_inputs_ignore_the_rendered_files_and_the_old_checksum():
+def test_inputs_ignore_the_old_checksum_but_not_files_given_in_the_plan():
     context = ha_routers.render_context(dict(sources()), {}, {})
     entry = full_router()
     assert ha_routers.router_inputs(context, entry) == \
         ha_routers.router_inputs(context, dict(entry, inputs="old"))
+    assert ha_routers.router_inputs(context, dict(entry, files={"nftables.nft": "a"})) != \
+        ha_routers.router_inputs(context, dict(entry, files={"nftables.nft": "b"}))
