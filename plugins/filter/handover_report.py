@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: handover_report
 short_description: Which stopped routers have a new master, where, and how long the handover took
-version_added: 0.1.0
+version_added: 1.0.0
 author: l3ha.routers contributors
 description:
   - Takes the C(routers) of a R(status_report,ansible_collections.l3ha.routers.status_report_filter) over the

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 DOCUMENTATION = r"""
 name: status_report
 short_description: Build the status report of every HA router from the plan and the nodes' facts
-version_added: 0.1.0
+version_added: 1.0.0
 author: l3ha.routers contributors
 description:
   - Combines the plan (from M(l3ha.routers.plan)), the router facts of every network node

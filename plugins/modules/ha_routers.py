@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 module: ha_routers
 short_description: Reconcile all HA routers of a network node in one call
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Makes the node match its plan for every router in O(routers), over netlink (pyroute2), in one
     module call (no per-router forks of C(ip)).

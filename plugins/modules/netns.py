@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 module: netns
 short_description: Ensure a named network namespace is present or absent
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Creates or removes a named network namespace (C(/run/netns/<name>)), like C(ip netns add/delete),
     over system calls without forking C(ip).

@@ -13,7 +13,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 module: plan
 short_description: Plan every network node's HA routers, once, on the controller
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Computes where each router runs and every value derived from that, from the inventory
     and the router facts gathered on the nodes (M(l3ha.routers.router_facts)). It changes

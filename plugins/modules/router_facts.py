@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 module: router_facts
 short_description: Report the HA routers on a network node
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Reports every router that has a directory in C(<config_dir>/routers/) or a C(qrouter-*) namespace,
     with its planned values (from C(router.json)), its VRRP state and since when (from the state file

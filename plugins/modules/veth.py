@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 module: veth
 short_description: Ensure a veth pair, its ends' namespaces, addresses and the peer's bridge
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Ensures a veth pair whose end O(name) is in O(namespace) and whose other end O(peer) is in
     O(peer_namespace), over netlink (pyroute2).

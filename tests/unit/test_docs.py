@@ -119,3 +119,12 @@ def test_changelog_fragments_pass_lint():
     result = subprocess.run([str(BIN / "antsibull-changelog"), "lint"], cwd=ROOT, capture_output=True, text=True,
                             check=False, timeout=120)
     assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
+
+
+def test_the_changelog_has_the_release_of_galaxy_yml():
+    result = subprocess.run([str(BIN / "antsibull-changelog"), "lint-changelog-yaml", "changelogs/changelog.yaml"],
+                            cwd=ROOT, capture_output=True, text=True, check=False, timeout=120)
+    assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
+    version = yaml.safe_load((ROOT / "galaxy.yml").read_text())["version"]
+    assert version in yaml.safe_load((ROOT / "changelogs" / "changelog.yaml").read_text())["releases"]
+    assert "v%s" % version in (ROOT / "CHANGELOG.rst").read_text()
