@@ -420,22 +420,22 @@ JINJA_NAMES = frozenset(FAST_JINJA.globals) | {"loop", "caller", "varargs", "kwa
 
 
 def inspect_templates(sources):
-    """(names the templates read besides ``router`` and ``view``, whether plain Jinja2 can render
-    them as Ansible would), or (None, False) when a template does not parse here."""
-    names, plain = set(), True
+    """(names the templates read besides ``router`` and ``view``, whether they include or
+    import other templates, whether they use only plain Jinja2's filters and tests), or
+    (None, True, False) when a template does not parse here."""
+    names, includes, plain = set(), False, True
     for text in sources.values():
         try:
             tree = FAST_JINJA.parse(str(text))
         except TemplateSyntaxError:
-            return None, False
+            return None, True, False
         local = set(node.name for node in tree.find_all(nodes.Name) if node.ctx in ("store", "param"))
         names.update(node.name for node in tree.find_all(nodes.Name)
                      if node.ctx == "load" and node.name not in local and node.name not in JINJA_NAMES)
-        # Ansible's filters, tests, lookups and template loader are not in plain Jinja2
-        plain = plain and not any(tree.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)))
+        includes = includes or any(tree.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)))
         plain = plain and all(node.name in FAST_JINJA.filters for node in tree.find_all(nodes.Filter))
         plain = plain and all(node.name in FAST_JINJA.tests for node in tree.find_all(nodes.Test))
-    return sorted(names - {"router", "view"}), plain
+    return sorted(names - {"router", "view"}), includes, plain
 
 
 def _checksum(value):
@@ -555,14 +555,15 @@ class ActionModule(ActionBase):
         sources = read_sources(paths)
         searchpath = list(task_vars.get("ansible_search_path", [])) + [os.path.dirname(p) for p in paths.values()]
         reported = task_vars.get("l3ha_router_facts") or {}
-        names, plain = inspect_templates(sources)
+        names, includes, plain = inspect_templates(sources)
         context = None
-        if names is not None:
+        if names is not None and not includes:
             templar = self._templar.copy_with_new_env(available_variables=task_vars)
             variables = dict((name, templar.resolve_variable_expression(name)) for name in names if name in task_vars)
-            context = render_context(sources, render, variables)
-            plain = plain and len(variables) == len(names)  # anything else is an Ansible global (lookup...)
-        if plain:
+            # any other name is an Ansible global (a lookup, now()...): render every time
+            if len(variables) == len(names):
+                context = render_context(sources, render, variables)
+        if context is not None and plain:
             render_template = make_plain_renderer(sources, variables)
         else:
             render_template = make_renderer(self._templar, sources, task_vars, searchpath)

@@ -367,15 +367,15 @@ def sources():
 
 
 def test_inspect_templates_names_the_variables_read_and_whether_plain_jinja_will_do():
-    names, plain = ha_routers.inspect_templates(dict(sources(), custom=trust_as_template(
+    names, includes, plain = ha_routers.inspect_templates(dict(sources(), custom=trust_as_template(
         "{{ site_domain | upper }}{% for fip in router.floating_ips %}{{ view.ha_port }}{{ loop.index }}{% endfor %}"
         "{% set local = 1 %}{{ local }}")))
-    assert (names, plain) == (["site_domain"], True)
-    assert ha_routers.inspect_templates({"x": trust_as_template("{{ broken")}) == (None, False)  # nothing cached
-    for ansible_only in ("{{ x | ansible.builtin.to_json }}", "{{ x | ipaddr }}", "{% if x is match('a') %}{% endif %}",
-                         "{% include 'other.j2' %}"):
-        assert ha_routers.inspect_templates({"x": trust_as_template(ansible_only)})[1] is False, ansible_only
-    # a lookup is a name the task variables lack: the action then uses Ansible's templating
+    assert (names, includes, plain) == (["site_domain"], False, True)
+    assert ha_routers.inspect_templates({"x": trust_as_template("{{ broken")}) == (None, True, False)
+    for ansible_only in ("{{ x | ansible.builtin.to_json }}", "{{ x | ipaddr }}", "{% if x is match('a') %}{% endif %}"):
+        assert ha_routers.inspect_templates({"x": trust_as_template(ansible_only)})[2] is False, ansible_only
+    assert ha_routers.inspect_templates({"x": trust_as_template("{% include 'other.j2' %}")})[1] is True
+    # a lookup is a name the task variables lack: the action then renders every time, through Ansible
     assert ha_routers.inspect_templates({"x": trust_as_template("{{ lookup('env', 'HOME') }}")})[0] == ["lookup"]
 
 
