@@ -562,7 +562,7 @@ def test_node_limits_are_raised_never_lowered(monkeypatch):
     del values[_node.NODE_SYSCTL_FLOORS[1][0]]  # absent: a container, a lab node
     written = {}
     monkeypatch.setattr(_node, "read_sysctl", values.get)
-    monkeypatch.setattr(_node, "write_sysctl", lambda key, value: written.__setitem__(key, value))
+    monkeypatch.setattr(_node, "write_sysctl", written.__setitem__)
     changes = Changes("node")
     _node.NodeReconciler({"config_dir": "/x", "run_dir": "/x", "state_dir": "/x"})._ensure_node_sysctls(changes)
     assert written == dict(_node.NODE_SYSCTL_FLOORS[2:])
