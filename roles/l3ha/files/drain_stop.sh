@@ -47,6 +47,18 @@ elif [ -n "$pids" ]; then
     # shellcheck disable=SC2086
     kill -TERM $pids 2>/dev/null || true
 fi
+# Wait (at most 10 s) until the stopped keepalived are gone: the backups take over at
+# once, but keepalived exits only after its notify reader, and an undrain run right
+# after would take a keepalived still exiting for a running one and not start it.
+gone() {
+    [ ! -d "/proc/$1" ] || grep -q '^[0-9]* ([^)]*) Z' "/proc/$1/stat" 2>/dev/null
+}
+deadline=$(($(date +%s) + 10))
+for pid in $pids; do
+    while ! gone "$pid" && [ "$(date +%s)" -lt "$deadline" ]; do
+        sleep 0.05
+    done
+done
 separator=
 printf '{'
 for router in $stopped; do
