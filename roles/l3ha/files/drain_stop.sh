@@ -48,8 +48,8 @@ elif [ -n "$pids" ]; then
     kill -TERM $pids 2>/dev/null || true
 fi
 # Wait (at most 10 s) until the stopped keepalived are gone: the backups take over at
-# once, but keepalived exits only after its notify reader, and an undrain run right
-# after would take a keepalived still exiting for a running one and not start it.
+# once, but some keepalived took up to 5 s more to exit, and an undrain run right after
+# would take a keepalived still exiting for a running one and not start it.
 gone() {
     [ ! -d "/proc/$1" ] || grep -q '^[0-9]* ([^)]*) Z' "/proc/$1/stat" 2>/dev/null
 }
