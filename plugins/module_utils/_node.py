@@ -79,7 +79,7 @@ HA_PORT_SYSCTLS = {'net/ipv4/neigh/{dev}/retrans_time_ms': '100'}
 # The kernel's neighbour tables are shared by every namespace of a host, and their
 # defaults (gc_thresh3 = 1024 entries) are exceeded by a few hundred routers (HA peers,
 # gateways, instances). Then every new entry forces a GC that evicts another namespace's
-# entries: unanswered ARP, and VRRP adverts to an evicted peer are lost (spurious
+# entries: unanswered ARP, and VRRP adverts to an evicted peer can be lost (spurious
 # failovers). Likewise a broadcast (ARP, GARP) on a bridge is copied to every router
 # port on it in one pass: with 1000 and more ports the per-CPU input queue
 # (netdev_max_backlog = 1000) drops the copies to the last ports, every time.
