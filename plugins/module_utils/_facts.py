@@ -12,9 +12,9 @@ import socket
 
 from ansible_collections.l3ha.routers.plugins.module_utils._files import read_text, sha256_text
 from ansible_collections.l3ha.routers.plugins.module_utils._netlink import list_namespaces
-from ansible_collections.l3ha.routers.plugins.module_utils._node import read_record, written_files
+from ansible_collections.l3ha.routers.plugins.module_utils._node import as_written, read_record, router_file_texts
 from ansible_collections.l3ha.routers.plugins.module_utils._supervisor import (
-    keepalived_pid, router_config_dir, router_run_dir,
+    keepalived_pid, router_run_dir,
 )
 
 NAMESPACE_PREFIX = 'qrouter-'
@@ -38,17 +38,13 @@ def parse_state(text):
 
 
 def router_facts(name, config_dir, run_dir, namespaces):
-    directory = router_config_dir(config_dir, name)
     record = read_record(config_dir, name)
     run = router_run_dir(run_dir, name)
     state, since = parse_state(read_text(os.path.join(run, 'state')))
     namespace = NAMESPACE_PREFIX + name
     alive = namespace in namespaces and keepalived_pid(run_dir, name, namespace) is not None
-    checksums = {}
-    for fname in CHECKSUMMED:
-        content = read_text(os.path.join(directory, fname))
-        if content is not None:
-            checksums[fname] = sha256_text(content)
+    files = router_file_texts(config_dir, name)
+    checksums = dict((fname, sha256_text(files[fname])) for fname in CHECKSUMMED if fname in files)
     loaded = (read_text(os.path.join(run, 'config.sha256')) or '').strip() or None
     return {
         'tenant': record.get('tenant'),
@@ -64,7 +60,7 @@ def router_facts(name, config_dir, run_dir, namespaces):
         'loaded_config_checksum': loaded,
         'metadata': record.get('metadata') or {},
         # what its files were rendered from, while they are as written (else null: render again)
-        'inputs': record.get('inputs') if written_files(config_dir, name, record) is not None else None,
+        'inputs': record.get('inputs') if as_written(files, record) else None,
     }
 
 

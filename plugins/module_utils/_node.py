@@ -230,23 +230,19 @@ def router_record(router):
     }
 
 
-def written_files(config_dir, name, record):
-    """{file name: text} as the node has them, or None when any file is not what ``record``
-    says was written (a hand edit, a removed file, an extra one)."""
-    written = record.get('files')
-    if not isinstance(written, dict) or not written:
-        return None
+def router_file_texts(config_dir, name):
+    """{file name: text} of the router's files the node has."""
     directory = router_config_dir(config_dir, name)
-    files = {}
-    for fname in FILE_MODES:
-        text = read_text(os.path.join(directory, fname))
-        if (text is None) != (fname not in written):
-            return None
-        if text is not None:
-            if sha256_text(text) != written[fname]:
-                return None
-            files[fname] = text
-    return files
+    texts = dict((fname, read_text(os.path.join(directory, fname))) for fname in FILE_MODES)
+    return dict((fname, text) for fname, text in texts.items() if text is not None)
+
+
+def as_written(files, record):
+    """Whether ``files`` are exactly what ``record`` says was written (no hand edit, no
+    removed or extra file)."""
+    written = record.get('files')
+    return (isinstance(written, dict) and bool(written) and set(files) == set(written)
+            and all(sha256_text(text) == written[fname] for fname, text in files.items()))
 
 
 def read_record(config_dir, name):
@@ -271,11 +267,11 @@ def restore_unchanged_files(routers, config_dir):
         if router.get('files') is not None or not inputs or not isinstance(name, str) or router_name_problem(name):
             continue  # rendered, or bad input that validation reports
         record = read_record(config_dir, name)
-        files = written_files(config_dir, name, record) if record.get('inputs') == inputs else None
-        if files is None:
-            stale.append(name)
-        else:
+        files = router_file_texts(config_dir, name) if record.get('inputs') == inputs else None
+        if files is not None and as_written(files, record):
             router['files'] = files
+        else:
+            stale.append(name)
     return stale
 
 

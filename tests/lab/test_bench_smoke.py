@@ -117,25 +117,22 @@ def test_spurious_counter_ignores_the_initial_election():
     assert measure.converge_spurious(info, ["r1"], established_after=0.3) == (0, 0, [])
 
 
-def test_spurious_counter_counts_a_dual_master_twice():
+@pytest.mark.parametrize("net1, net2, counts, examples", [
     # net1 had been master for 0.5 s (established) when net2 claimed the router
-    measure = _bench_module("measure")
-    info = {"net1": {"routers": {"r1": _replica((1.0, "backup"), (1.4, "master"), (1.95, "backup"))}},
-            "net2": {"routers": {"r1": _replica((1.1, "backup"), (1.9, "master"))}}}
-    spurious, collisions, examples = measure.converge_spurious(info, ["r1"], established_after=0.3)
-    assert (spurious, collisions) == (2, 0)
-    assert "master also/again on net2" in examples[0]
-    assert "net1 left master without a fault" in examples[1]
-
-
-def test_two_masters_at_the_first_election_are_a_collision_not_spurious():
+    (((1.0, "backup"), (1.4, "master"), (1.95, "backup")), ((1.1, "backup"), (1.9, "master")),
+     (2, 0), ["master also/again on net2", "net1 left master without a fault"]),
     # both timers ran out within 10 ms; net1 yields 30 ms later, no master was established
+    (((1.0, "backup"), (1.40, "master"), (1.44, "backup")), ((1.0, "backup"), (1.41, "master")),
+     (0, 2), ["first-election collision", "first-election collision"]),
+], ids=["dual-master-counts-twice", "first-election-collision-is-not-spurious"])
+def test_spurious_counter_tells_a_dual_master_from_a_first_election_collision(net1, net2, counts, examples):
     measure = _bench_module("measure")
-    info = {"net1": {"routers": {"r1": _replica((1.0, "backup"), (1.40, "master"), (1.44, "backup"))}},
-            "net2": {"routers": {"r1": _replica((1.0, "backup"), (1.41, "master"))}}}
-    spurious, collisions, examples = measure.converge_spurious(info, ["r1"], established_after=0.3)
-    assert (spurious, collisions) == (0, 2)
-    assert all("first-election collision" in example for example in examples)
+    info = {"net1": {"routers": {"r1": _replica(*net1)}}, "net2": {"routers": {"r1": _replica(*net2)}}}
+    spurious, collisions, found = measure.converge_spurious(info, ["r1"], established_after=0.3)
+    assert (spurious, collisions) == counts
+    assert len(found) == len(examples)
+    for text, example in zip(examples, found):
+        assert text in example
 
 
 def _bench_module(name):
