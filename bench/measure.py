@@ -45,9 +45,7 @@ def converge_spurious(info, routers, established_after):
     """
     extra, collisions, examples = 0, 0, []
     for router in routers:
-        events = sorted((at, node, word) for node, data in info.items()
-                        for at, word in zip(data["routers"].get(router, {}).get("transition_times", []),
-                                            data["routers"].get(router, {}).get("transitions", [])))
+        events = sorted((at, node, word) for node, data in info.items() for at, word in _logged(data, router))
         masters, master_since, last_master, previous = set(), {}, None, {}
         for at, node, word in events:
             found = None  # (what, whether an established master was concerned)
@@ -86,9 +84,7 @@ def joined_under_a_master(info, routers):
     """
     count = 0
     for router in routers:
-        first_master = min((at for data in info.values()
-                            for at, word in zip(data["routers"].get(router, {}).get("transition_times", []),
-                                                data["routers"].get(router, {}).get("transitions", []))
+        first_master = min((at for data in info.values() for at, word in _logged(data, router)
                             if word == "master"), default=None)
         for data in info.values():
             entry = data["routers"].get(router, {})
@@ -97,6 +93,12 @@ def joined_under_a_master(info, routers):
                     and times[0] > first_master:
                 count += 1
     return count
+
+
+def _logged(data, router):
+    """[(time, state word)] of one replica's logged transitions (nodeinfo's data of its node)."""
+    entry = data["routers"].get(router, {})
+    return list(zip(entry.get("transition_times", []), entry.get("transitions", [])))
 
 
 def _timeline(events):
