@@ -11,6 +11,10 @@ import re
 import subprocess
 import sys
 
+from l3ha_lab.collection import defaults, vocabulary
+
+as_list = vocabulary.as_list
+
 UNDERLAY = ipaddress.ip_network("192.0.2.0/24")
 RESERVED_IFNAMES = ("lo", "ul0")  # and uplink<N>: the node's ports
 UNDERLAY_NAME = "ha"          # `link NODE ha down` cuts the underlay
@@ -18,9 +22,9 @@ FIRST_NODE_HOST = 11          # nodes get 192.0.2.11, .12, ...
 FIRST_VTEP_HOST = 201         # endpoints on vxlan networks get 192.0.2.201, .202, ...
 VXLAN_PORT = 4789
 VXLAN_MTU = 1450
-DEFAULT_GROUP = "l3ha_network_nodes"
-DEFAULT_CONFIG_DIR = "/etc/l3ha"
-DEFAULT_STATE_DIR = "/var/lib/l3ha"
+DEFAULT_GROUP = defaults.NODES_GROUP
+DEFAULT_CONFIG_DIR = defaults.CONFIG_DIR
+DEFAULT_STATE_DIR = defaults.STATE_DIR
 HOSTNAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 IFNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$")
 
@@ -63,14 +67,6 @@ def _group_hosts(listing, group, seen=None):
             if host not in hosts:
                 hosts.append(host)
     return hosts
-
-
-def _as_list(value):
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    return [value]
 
 
 def _ip(text):
@@ -227,7 +223,7 @@ def _build_networks(networks_in, routers, errors):
             errors.append("network %s: type must be bridge or vxlan, got %r" % (name, kind))
         if name == UNDERLAY_NAME:
             errors.append("network %s: the name is reserved for the lab's underlay" % name)
-        for cidr in _as_list(spec.get("cidr")):
+        for cidr in as_list(spec.get("cidr")):
             try:
                 parsed = ipaddress.ip_network(str(cidr), strict=True)
             except ValueError as exc:
@@ -271,7 +267,7 @@ def _build_endpoints(networks, routers, errors):
             gateway = router.get("gateway") or {}
             if gateway.get("network") != name:
                 continue
-            for gw_ip in _as_list(gateway.get("gateway_ip")):
+            for gw_ip in as_list(gateway.get("gateway_ip")):
                 address = _ip(gw_ip)
                 cidr = _cidr_of(net, address)
                 if address is None or cidr is None or "/" in str(gw_ip):
@@ -301,7 +297,7 @@ def _build_endpoints(networks, routers, errors):
                 interface = interface or {}
                 if interface.get("network") != name:
                     continue
-                for address_text in _as_list(interface.get("address")):
+                for address_text in as_list(interface.get("address")):
                     address = _ip(address_text)
                     if address is None:
                         continue
@@ -328,7 +324,7 @@ def _routes_back(index, router, networks, errors):
     """Routes upstream needs to reach a router's internal subnets that are not NATed."""
     gateway = router.get("gateway") or {}
     via = {}
-    for text in _as_list(gateway.get("address")):
+    for text in as_list(gateway.get("address")):
         address = _ip(text)
         if address is None:
             errors.append("%s: gateway.address %r is not an address" % (_router_label(index, router), text))
@@ -337,7 +333,7 @@ def _routes_back(index, router, networks, errors):
     snat = gateway.get("snat", True)
     routes = []
     for interface in router.get("interfaces") or []:
-        for text in _as_list((interface or {}).get("address")):
+        for text in as_list((interface or {}).get("address")):
             try:
                 subnet = ipaddress.ip_interface(str(text)).network
             except ValueError:

@@ -51,53 +51,31 @@ from ansible.template import trust_as_template
 from ansible.plugins.filter.core import quote as ansible_quote
 from jinja2 import Environment, StrictUndefined, TemplateError, TemplateSyntaxError, nodes
 
+from ansible_collections.l3ha.routers.plugins.module_utils._defaults import HEALTH_CHECK, RENDER_SETTINGS, TEMPLATES
+from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import (
+    ALWAYS_RENDERED, CONNTRACKD_CONF, VRRP_STATES, as_list as _as_list,
+)
+
 MODULE = "l3ha.routers.ha_routers"
-FILE_NAMES = ("keepalived.conf", "notify.sh", "nftables.nft")
+FILE_NAMES = ALWAYS_RENDERED
 # Rendered only for routers that sync connections.
-CONNTRACKD_FILE = "conntrackd.conf"
-DEFAULT_TEMPLATES = {
-    "keepalived.conf": "keepalived.conf.j2",
-    "notify.sh": "notify.sh.j2",
-    "nftables.nft": "nftables.nft.j2",
-    CONNTRACKD_FILE: "conntrackd.conf.j2",
-}
+CONNTRACKD_FILE = CONNTRACKD_CONF
+DEFAULT_TEMPLATES = TEMPLATES
 MANAGED = "Managed by Ansible (l3ha.routers); local changes are overwritten."
-RENDER_DEFAULTS = {
-    "advert_int": 0.1,
-    "vrrp_version": 3,
-    "garp_repeat": 3,
-    "garp_delay": 5,
-    "auth_pass": None,
-    "hooks": {},
-    "check": None,
-    "log_max_bytes": 65536,
-    "track_ports": [],
-    "config_dir": "/etc/l3ha",
-    "run_dir": "/run/l3ha",
-    "conntrackd": False,
-    "conntrackd_command": "/usr/sbin/conntrackd",
-}
+RENDER_DEFAULTS = RENDER_SETTINGS
 # conntrackd's sync port on the HA network (its documented default) and cache sizes.
 CONNTRACKD_PORT = 3780
 CONNTRACKD_HASH_SIZE = 8192
 CONNTRACKD_HASH_LIMIT = 131072
 CONNTRACKD_PURGE_TIMEOUT = 15
-CHECK_DEFAULTS = {"interval": 1, "timeout": 1, "fall": 2, "rise": 2, "gateway": True}
-HOOK_STATES = ("master", "backup", "fault", "stop")
+CHECK_DEFAULTS = HEALTH_CHECK
+HOOK_STATES = VRRP_STATES
 # Arguments of this action that the module does not take.
 ACTION_ONLY_ARGS = ("templates", "render", "validate")
 
 
 class RenderError(ValueError):
     """Bad input for rendering; the message names the router and the field."""
-
-
-def _as_list(value):
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    return [value]
 
 
 def _interface(text, router, field):

@@ -10,10 +10,9 @@ from collections.abc import Mapping
 
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.l3ha.routers.plugins.module_utils._plan_input import OPTION_DEFAULTS
+from ansible_collections.l3ha.routers.plugins.module_utils._defaults import NODES_GROUP, PLAN_OPTIONS
 from ansible_collections.l3ha.routers.plugins.module_utils._planner import plan
 
-DEFAULT_GROUP = "l3ha_network_nodes"
 PLAN_ARGS = frozenset(("routers", "networks", "nodes_group"))
 
 
@@ -54,13 +53,13 @@ def node_inputs(hosts, hostvars, play_hosts_all=None, play_hosts=None):
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = PLAN_ARGS | frozenset(OPTION_DEFAULTS)
+    _VALID_ARGS = PLAN_ARGS | frozenset(PLAN_OPTIONS)
 
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
         task_vars = task_vars or {}
         args = plain(self._task.args)
-        group = args.pop("nodes_group", None) or DEFAULT_GROUP
+        group = args.pop("nodes_group", None) or NODES_GROUP
         routers = args.pop("routers", None) or []
         networks = args.pop("networks", None) or {}
         hosts = (task_vars.get("groups") or {}).get(group) or []

@@ -12,6 +12,7 @@ import traceback
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.l3ha.routers.plugins.module_utils._changes import Changes
+from ansible_collections.l3ha.routers.plugins.module_utils._defaults import MODULE_DEFAULTS
 from ansible_collections.l3ha.routers.plugins.module_utils import _netlink
 from ansible_collections.l3ha.routers.plugins.module_utils._validate import (
     Errors, ValidationError, cidr_problem, ifname_problem, mac_problem, mtu_problem,
@@ -44,20 +45,20 @@ HA_ROUTERS_ARGS = dict(
     routers=dict(type='list', elements='dict', required=True),
     segments=dict(type='dict', default={}),
     local_ip=dict(type='str'),
-    purge=dict(type='bool', default=False),
-    supervisor=dict(type='str', default='reconciler', choices=['reconciler', 'systemd']),
-    config_dir=dict(type='path', default='/etc/l3ha'),
-    run_dir=dict(type='path', default='/run/l3ha'),
-    state_dir=dict(type='path', default='/var/lib/l3ha'),
-    keepalived_bin=dict(type='str', default='keepalived'),
-    nft_bin=dict(type='str', default='nft'),
-    conntrackd_bin=dict(type='str', default='conntrackd'),
+    purge=dict(type='bool', default=MODULE_DEFAULTS['ha_routers']['purge']),
+    supervisor=dict(type='str', default=MODULE_DEFAULTS['ha_routers']['supervisor'], choices=['reconciler', 'systemd']),
+    config_dir=dict(type='path', default=MODULE_DEFAULTS['ha_routers']['config_dir']),
+    run_dir=dict(type='path', default=MODULE_DEFAULTS['ha_routers']['run_dir']),
+    state_dir=dict(type='path', default=MODULE_DEFAULTS['ha_routers']['state_dir']),
+    keepalived_bin=dict(type='str', default=MODULE_DEFAULTS['ha_routers']['keepalived_bin']),
+    nft_bin=dict(type='str', default=MODULE_DEFAULTS['ha_routers']['nft_bin']),
+    conntrackd_bin=dict(type='str', default=MODULE_DEFAULTS['ha_routers']['conntrackd_bin']),
 )
 
 ROUTER_FACTS_ARGS = dict(
-    config_dir=dict(type='path', default='/etc/l3ha'),
-    run_dir=dict(type='path', default='/run/l3ha'),
-    state_dir=dict(type='path', default='/var/lib/l3ha'),
+    config_dir=dict(type='path', default=MODULE_DEFAULTS['router_facts']['config_dir']),
+    run_dir=dict(type='path', default=MODULE_DEFAULTS['router_facts']['run_dir']),
+    state_dir=dict(type='path', default=MODULE_DEFAULTS['router_facts']['state_dir']),
     node_name=dict(type='str'),
 )
 

@@ -13,13 +13,14 @@ import socket
 from ansible_collections.l3ha.routers.plugins.module_utils._files import read_text, sha256_text
 from ansible_collections.l3ha.routers.plugins.module_utils._netlink import list_namespaces
 from ansible_collections.l3ha.routers.plugins.module_utils._node import as_written, read_record, router_file_texts
-from ansible_collections.l3ha.routers.plugins.module_utils._supervisor import (
-    keepalived_pid, router_run_dir,
+from ansible_collections.l3ha.routers.plugins.module_utils._supervisor import keepalived_pid
+from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import (
+    ALWAYS_RENDERED, CONFIG_CHECKSUM, DRAINED_MARKER, ROUTERS_SUBDIR, STATE_FILE, VRRP_STATES, namespace_of, router_of,
+    router_run_dir,
 )
 
-NAMESPACE_PREFIX = 'qrouter-'
-STATES = ('master', 'backup', 'fault', 'stop')
-CHECKSUMMED = ('keepalived.conf', 'notify.sh', 'nftables.nft')
+# The files whose checksums the action plugin compares (conntrackd.conf is not validated).
+CHECKSUMMED = ALWAYS_RENDERED
 
 
 def parse_state(text):
@@ -28,7 +29,7 @@ def parse_state(text):
         return None, None
     parts = text.split()
     state = parts[0].lower() if parts else None
-    if state not in STATES:
+    if state not in VRRP_STATES:
         return None, None
     try:
         since = float(parts[1]) if len(parts) > 1 else None
@@ -40,12 +41,12 @@ def parse_state(text):
 def router_facts(name, config_dir, run_dir, namespaces):
     record = read_record(config_dir, name)
     run = router_run_dir(run_dir, name)
-    state, since = parse_state(read_text(os.path.join(run, 'state')))
-    namespace = NAMESPACE_PREFIX + name
+    state, since = parse_state(read_text(os.path.join(run, STATE_FILE)))
+    namespace = namespace_of(name)
     alive = namespace in namespaces and keepalived_pid(run_dir, name, namespace) is not None
     files = router_file_texts(config_dir, name)
     checksums = dict((fname, sha256_text(files[fname])) for fname in CHECKSUMMED if fname in files)
-    loaded = (read_text(os.path.join(run, 'config.sha256')) or '').strip() or None
+    loaded = (read_text(os.path.join(run, CONFIG_CHECKSUM)) or '').strip() or None
     return {
         'tenant': record.get('tenant'),
         'vrid': record.get('vrid'),
@@ -68,14 +69,14 @@ def gather(config_dir, run_dir, state_dir, node_name=None):
     """ansible_facts for router_facts: every router with a directory or a namespace here."""
     namespaces = set(list_namespaces())
     names = set()
-    routers_dir = os.path.join(config_dir, 'routers')
+    routers_dir = os.path.join(config_dir, ROUTERS_SUBDIR)
     if os.path.isdir(routers_dir):
         names.update(n for n in os.listdir(routers_dir) if os.path.isdir(os.path.join(routers_dir, n)))
-    names.update(ns[len(NAMESPACE_PREFIX):] for ns in namespaces if ns.startswith(NAMESPACE_PREFIX))
+    names.update(router_of(ns) for ns in namespaces if router_of(ns))
     return {
         'l3ha_node': {
             'name': node_name or socket.gethostname(),
-            'drained': os.path.exists(os.path.join(state_dir, 'drained')),
+            'drained': os.path.exists(os.path.join(state_dir, DRAINED_MARKER)),
             # systemd is the service manager (sd_booted(3): the directory exists)
             'systemd': os.path.isdir('/run/systemd/system'),
         },

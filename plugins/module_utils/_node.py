@@ -28,7 +28,7 @@ from ansible_collections.l3ha.routers.plugins.module_utils._ports import (
     AbsentSpace, VethSpec, ensure_veth,
 )
 from ansible_collections.l3ha.routers.plugins.module_utils._segments import (
-    MARKER, ensure_segment, marker, segment_links, validate_segments,
+    ensure_segment, marker, segment_links, validate_segments,
 )
 from ansible_collections.l3ha.routers.plugins.module_utils._supervisor import (
     CONNTRACKD_CHECKSUM, SupervisorError, conntrackd_argv, conntrackd_namespaces, keepalived_argv, keepalived_pid,
@@ -36,15 +36,15 @@ from ansible_collections.l3ha.routers.plugins.module_utils._supervisor import (
     start_conntrackd, start_keepalived, stop_conntrackd, stop_leftovers, stop_process, systemd_command,
     systemd_unit, wait_for_pid,
 )
+from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import (
+    LINK_MARKER, NAMESPACE_PREFIX, PORT_PREFIXES, RECORD_FILE, ROUTER_FILES,
+)
 from ansible_collections.l3ha.routers.plugins.module_utils._validate import (
     Errors, cidr_problem, ifname_problem, int_range_problem, ip_problem, mac_problem, mtu_problem,
     network_problem, router_name_problem,
 )
 
-NAMESPACE_PREFIX = 'qrouter-'
-PORT_PREFIXES = {'ha': 'ha-', 'gateway': 'qg-', 'internal': 'qr-'}
-FILE_MODES = {'keepalived.conf': 0o600, 'notify.sh': 0o700, 'nftables.nft': 0o600, 'conntrackd.conf': 0o600}
-RECORD_FILE = 'router.json'
+FILE_MODES = ROUTER_FILES
 # keepalived processes being started at once: each holds a file until it runs, and a
 # node taking 1000 routers must neither run out of files nor start them all in one burst.
 START_BATCH = 50
@@ -684,7 +684,7 @@ class NodeReconciler(object):
                 owned.append(name)
                 continue
             with Namespace(namespace) as space:
-                if any(link.name.startswith('ha-') and (link.alias or '').startswith(MARKER)
+                if any(link.name.startswith('ha-') and (link.alias or '').startswith(LINK_MARKER)
                        for link in space.links().values()):
                     owned.append(name)
         return owned
@@ -728,7 +728,7 @@ class NodeReconciler(object):
         if purged_routers and not self.check_mode:
             root.reload()  # removing routers deleted their peers behind the cache
         for link in sorted(root.links().values(), key=lambda link: link.name):
-            if (link.alias or '').startswith(MARKER) and link.name not in keep and link.alias not in going:
+            if (link.alias or '').startswith(LINK_MARKER) and link.name not in keep and link.alias not in going:
                 changes.add(link.name, link.alias, None)
                 if not self.check_mode:
                     root.delete_link(link.name)

@@ -20,7 +20,8 @@ try:
 except ImportError:  # reported by plan()
     netaddr = None
 
-from ansible_collections.l3ha.routers.plugins.module_utils._plan_input import VRID_MAX, Invalid, to_int
+from ansible_collections.l3ha.routers.plugins.module_utils._plan_input import Invalid, to_int
+from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import PLANNED_VRID_MAX as VRID_MAX, VRID_MIN
 
 MAC_PREFIX = "fa:16:3e"  # Neutron's prefix
 MAC_RE = re.compile(r"^fa:16:3e(:[0-9a-f]{2}){3}$")
@@ -68,7 +69,7 @@ class _VridTable:
 
     def lowest_free(self, index):
         used = self.segment(index)
-        for vrid in range(1, VRID_MAX + 1):
+        for vrid in range(VRID_MIN, VRID_MAX + 1):
             if vrid not in used:
                 return vrid
         return None
@@ -93,7 +94,7 @@ def _reported_vrid(existing, router):
     if index is None:
         return None, None
     try:
-        return index, to_int(claim[2], 1, VRID_MAX)
+        return index, to_int(claim[2], VRID_MIN, VRID_MAX)
     except Invalid:
         return index, None
 

@@ -11,38 +11,23 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import re
-
 try:
     import netaddr
 except ImportError:  # reported by plan(), so the import sanity test passes
     netaddr = None
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-NAME_MAX = 48
-TENANT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-NETWORK_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-BRIDGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$")
-VNI_MAX = 16777215
-VRID_MAX = 254
+from ansible_collections.l3ha.routers.plugins.module_utils._defaults import PLAN_OPTIONS
+from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import (
+    BRIDGE_NAME_RE, NETWORK_NAME_RE, PLANNED_VRID_MAX, ROUTER_NAME_MAX, ROUTER_NAME_RE, TENANT_NAME_RE, VNI_MAX,
+    VNI_MIN, VRID_MIN, as_list,
+)
+
 NETWORK_TYPES = ("bridge", "vxlan", "vlan")
 VXLAN_OVERHEAD = 50
 # keepalived's primary VIP per router lives here (169.254.0.<vrid>/24), as in Neutron.
 HA_VIP_NET = "169.254.0.0/24"
 
-OPTION_DEFAULTS = {
-    "default_ha": True,
-    "max_nodes_per_router": 3,
-    "min_nodes_per_router": 2,
-    "ha_network_cidr": "169.254.192.0/18",
-    "ha_network_type": "vxlan",
-    "ha_bridge": None,
-    "ha_vni_range": [2000, 2999],
-    "reschedule_unreachable": False,
-    "vxlan_remote_vteps": [],
-    "priority": 254,
-    "underlay_mtu": 1500,
-}
+OPTION_DEFAULTS = PLAN_OPTIONS
 
 _TRUE = ("true", "yes", "on", "1")
 _FALSE = ("false", "no", "off", "0")
@@ -50,14 +35,6 @@ _FALSE = ("false", "no", "off", "0")
 
 class Invalid(Exception):
     """A bad value; the message says what is wrong, the caller adds who and where."""
-
-
-def as_list(value):
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    return [value]
 
 
 def to_bool(value):
@@ -249,8 +226,8 @@ def _read_options(inputs, raw):
     if len(vni_range) != 2:
         errors.append("option ha_vni_range: value %r is not a [first, last] pair" % (value["ha_vni_range"],))
     else:
-        low = option("ha_vni_range", lambda v: to_int(v[0], 1, VNI_MAX))
-        high = option("ha_vni_range", lambda v: to_int(v[1], 1, VNI_MAX))
+        low = option("ha_vni_range", lambda v: to_int(v[0], VNI_MIN, VNI_MAX))
+        high = option("ha_vni_range", lambda v: to_int(v[1], VNI_MIN, VNI_MAX))
         if low is not None and high is not None:
             if low > high:
                 errors.append("option ha_vni_range: first %s is above last %s" % (low, high))
@@ -271,7 +248,7 @@ def _parse_ha_cidr(value):
 
 
 def _parse_bridge(value):
-    if not isinstance(value, str) or not BRIDGE_RE.fullmatch(value):
+    if not isinstance(value, str) or not BRIDGE_NAME_RE.fullmatch(value):
         raise Invalid("%r is not a device name (at most 15 characters: letters, digits, _ . -)" % (value,))
     return value
 
@@ -301,8 +278,8 @@ def _read_networks(inputs, raw):
     for name in sorted(raw, key=str):
         spec = raw[name]
         where = "network %r" % (name,)
-        if not isinstance(name, str) or not NETWORK_RE.fullmatch(name):
-            errors.append("%s: name must match %s" % (where, NETWORK_RE.pattern))
+        if not isinstance(name, str) or not NETWORK_NAME_RE.fullmatch(name):
+            errors.append("%s: name must match %s" % (where, NETWORK_NAME_RE.pattern))
             continue
         if name.startswith("ha-"):
             errors.append("%s: name: names starting with 'ha-' are reserved for HA segments" % where)
@@ -319,7 +296,7 @@ def _read_networks(inputs, raw):
         if kind == "bridge":
             net.bridge = _field(errors, where, "bridge", _parse_bridge, spec.get("bridge"))
         elif kind == "vxlan":
-            net.vni = _field(errors, where, "vni", lambda v: to_int(v, 1, VNI_MAX), spec.get("vni"))
+            net.vni = _field(errors, where, "vni", lambda v: to_int(v, VNI_MIN, VNI_MAX), spec.get("vni"))
         else:
             net.vlan_id = _field(errors, where, "vlan_id", lambda v: to_int(v, 1, 4094), spec.get("vlan_id"))
             net.physical_device = _field(errors, where, "physical_device", _parse_bridge, spec.get("physical_device"))
@@ -425,9 +402,9 @@ def _read_routers(inputs, raw):
             errors.append("router #%d: must be a dict, got %r" % (index, spec))
             continue
         name = spec.get("name")
-        if not isinstance(name, str) or not NAME_RE.fullmatch(name) or len(name) > NAME_MAX:
+        if not isinstance(name, str) or not ROUTER_NAME_RE.fullmatch(name) or len(name) > ROUTER_NAME_MAX:
             errors.append("router #%d: name %r must match %s and have at most %d characters"
-                          % (index, name, NAME_RE.pattern, NAME_MAX))
+                          % (index, name, ROUTER_NAME_RE.pattern, ROUTER_NAME_MAX))
             continue
         if name in names:
             errors.append("router %r: name is defined twice (entries #%d and #%d)" % (name, names[name], index))
@@ -461,9 +438,9 @@ def _read_router(inputs, name, spec):
     for key in sorted(set(spec) - _ROUTER_KEYS, key=str):
         errors.append("%s: %s is not a known field" % (where, key))
     tenant = spec.get("tenant", "default")
-    if not isinstance(tenant, str) or not TENANT_RE.fullmatch(tenant) or len(tenant) > NAME_MAX:
+    if not isinstance(tenant, str) or not TENANT_NAME_RE.fullmatch(tenant) or len(tenant) > ROUTER_NAME_MAX:
         errors.append("%s: tenant %r must match %s and have at most %d characters"
-                      % (where, tenant, TENANT_RE.pattern, NAME_MAX))
+                      % (where, tenant, TENANT_NAME_RE.pattern, ROUTER_NAME_MAX))
     router.tenant = tenant
     ha = spec.get("ha")
     router.ha = opts.default_ha if ha is None else _field(errors, where, "ha", to_bool, ha)
@@ -472,7 +449,7 @@ def _read_router(inputs, name, spec):
     if zones not in (None, []):
         router.zones = _field(errors, where, "availability_zones", _parse_zones, zones)
     if spec.get("vrid") is not None:
-        router.vrid = _field(errors, where, "vrid", lambda v: to_int(v, 1, VRID_MAX), spec.get("vrid"))
+        router.vrid = _field(errors, where, "vrid", lambda v: to_int(v, VRID_MIN, PLANNED_VRID_MAX), spec.get("vrid"))
         if router.ha is False:
             errors.append("%s: vrid is set but ha is false (only HA routers use VRRP)" % where)
     if spec.get("gateway") is not None:

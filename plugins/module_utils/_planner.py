@@ -23,6 +23,7 @@ from ansible_collections.l3ha.routers.plugins.module_utils._plan_alloc import (
     IdBook, MacBook, assign_ha_addresses, assign_vnis, assign_vrids, mac_for)
 from ansible_collections.l3ha.routers.plugins.module_utils._plan_input import VXLAN_OVERHEAD, read_inputs, router_networks
 from ansible_collections.l3ha.routers.plugins.module_utils._plan_place import Existing, Placer
+from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import namespace_of
 
 
 def plan(routers, networks, nodes, current, options=None):
@@ -214,7 +215,7 @@ class _Builder:
             interfaces.append({"network": network, "port": port["name"], "addresses": texts,
                                "subnets": _unique(str(a.cidr) for a in addresses)})
         shared = {
-            "name": name, "tenant": router.tenant, "namespace": "qrouter-" + name, "ha": router.ha,
+            "name": name, "tenant": router.tenant, "namespace": namespace_of(name), "ha": router.ha,
             "vrid": vrid, "segment": segment,
             "ha_vip": "169.254.0.%d/24" % vrid if vrid else None,
             "priority": self.opts.priority if router.ha else None,

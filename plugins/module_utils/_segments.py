@@ -20,18 +20,18 @@ __metaclass__ = type
 import errno
 
 from ansible_collections.l3ha.routers.plugins.module_utils._netlink import NetlinkError
+from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import LINK_MARKER
 from ansible_collections.l3ha.routers.plugins.module_utils._validate import (
     ifname_problem, int_range_problem, ip_problem, mtu_problem, vni_problem,
 )
 
-MARKER = 'l3ha:'
 VXLAN_PORT = 4789
 ZERO_MAC = '00:00:00:00:00:00'
 AF_BRIDGE = 7
 
 
 def marker(owner):
-    return MARKER + owner
+    return LINK_MARKER + owner
 
 
 def validate_segments(segments, local_ip, root, errors):

@@ -22,6 +22,10 @@ import time
 from ansible_collections.l3ha.routers.plugins.module_utils._netlink import (
     entered, namespace_inode, process_namespace_inode,
 )
+from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import (
+    CONNTRACKD_CHECKSUM, CONNTRACKD_CONF, KEEPALIVED_CONF, KEEPALIVED_PID, VRRP_PID, router_config_dir, router_run_dir,
+    systemd_unit,
+)
 
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
@@ -29,14 +33,6 @@ STOP_TIMEOUT = 10.0
 
 class SupervisorError(Exception):
     pass
-
-
-def router_run_dir(run_dir, name):
-    return os.path.join(run_dir, 'routers', name)
-
-
-def router_config_dir(config_dir, name):
-    return os.path.join(config_dir, 'routers', name)
 
 
 def keepalived_argv(name, config_dir, run_dir, keepalived_bin='keepalived'):
@@ -48,14 +44,10 @@ def keepalived_argv(name, config_dir, run_dir, keepalived_bin='keepalived'):
     run = router_run_dir(run_dir, name)
     return [
         keepalived_bin, '--vrrp', '--log-detail',
-        '-f', os.path.join(router_config_dir(config_dir, name), 'keepalived.conf'),
-        '-p', os.path.join(run, 'keepalived.pid'),
-        '-r', os.path.join(run, 'vrrp.pid'),
+        '-f', os.path.join(router_config_dir(config_dir, name), KEEPALIVED_CONF),
+        '-p', os.path.join(run, KEEPALIVED_PID),
+        '-r', os.path.join(run, VRRP_PID),
     ]
-
-
-# Checksum of the conntrackd.conf the router's daemon was started with.
-CONNTRACKD_CHECKSUM = 'conntrackd.sha256'
 
 
 def conntrackd_argv(name, config_dir, conntrackd_bin='conntrackd'):
@@ -64,7 +56,7 @@ def conntrackd_argv(name, config_dir, conntrackd_bin='conntrackd'):
     Its lock file, UNIX socket and log are named in the router's conntrackd.conf (under
     the router's run directory), so the daemons of several routers never collide.
     """
-    return [conntrackd_bin, '-d', '-C', os.path.join(router_config_dir(config_dir, name), 'conntrackd.conf')]
+    return [conntrackd_bin, '-d', '-C', os.path.join(router_config_dir(config_dir, name), CONNTRACKD_CONF)]
 
 
 def conntrackd_namespaces():
@@ -103,10 +95,6 @@ def stop_conntrackd(namespace, run_dir, name):
     remove_run_files(run_dir, name, ('conntrackd.lock', 'conntrackd.ctl', CONNTRACKD_CHECKSUM))
 
 
-def systemd_unit(name):
-    return 'l3ha-keepalived@%s.service' % name
-
-
 def systemd_command(name, running, config_changed, systemctl='systemctl'):
     """systemctl argv for the wanted action, or None when nothing is to be done."""
     if not running:
@@ -143,7 +131,7 @@ def keepalived_pid(run_dir, name, namespace):
     namespace is the router's (a recycled pid or a stray process does not count).
     """
     run = router_run_dir(run_dir, name)
-    pid = read_pid(os.path.join(run, 'keepalived.pid'))
+    pid = read_pid(os.path.join(run, KEEPALIVED_PID))
     if pid is None:
         return None
     found = _process_state(pid)
@@ -154,7 +142,7 @@ def keepalived_pid(run_dir, name, namespace):
             return None
     except OSError:
         return None
-    vrrp = read_pid(os.path.join(run, 'vrrp.pid'))
+    vrrp = read_pid(os.path.join(run, VRRP_PID))
     if vrrp is not None:
         child = _process_state(vrrp)
         if child is None or child[1] in ('Z', 'X'):
@@ -266,7 +254,7 @@ def stop_leftovers(namespace, run_dir, name):
 
 
 def remove_pid_files(run_dir, name):
-    remove_run_files(run_dir, name, ('keepalived.pid', 'vrrp.pid'))
+    remove_run_files(run_dir, name, (KEEPALIVED_PID, VRRP_PID))
 
 
 def remove_run_files(run_dir, name, fnames):

@@ -10,11 +10,11 @@ __metaclass__ = type
 import ipaddress
 import re
 
-IFNAMSIZ = 15
-VNI_MAX = 16777215
+from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import (
+    IFNAMSIZ, MTU_MAX, MTU_MIN, ROUTER_NAME_MAX, ROUTER_NAME_PATTERN, ROUTER_NAME_RE, VNI_MAX, VNI_MIN,
+)
+
 _MAC = re.compile(r'^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$')
-ROUTER_NAME = re.compile(r'^[a-z0-9][a-z0-9-]*$')
-ROUTER_NAME_MAX = 48
 
 
 class ValidationError(Exception):
@@ -100,14 +100,14 @@ def int_range_problem(value, low, high, what):
 
 
 def mtu_problem(value):
-    return int_range_problem(value, 68, 65535, 'MTU')
+    return int_range_problem(value, MTU_MIN, MTU_MAX, 'MTU')
 
 
 def vni_problem(value):
-    return int_range_problem(value, 1, VNI_MAX, 'VNI')
+    return int_range_problem(value, VNI_MIN, VNI_MAX, 'VNI')
 
 
 def router_name_problem(value):
-    if not isinstance(value, str) or not ROUTER_NAME.match(value) or len(value) > ROUTER_NAME_MAX:
-        return '%r must match [a-z0-9][a-z0-9-]* and have at most %d characters' % (value, ROUTER_NAME_MAX)
+    if not isinstance(value, str) or not ROUTER_NAME_RE.match(value) or len(value) > ROUTER_NAME_MAX:
+        return '%r must match %s and have at most %d characters' % (value, ROUTER_NAME_PATTERN, ROUTER_NAME_MAX)
     return None

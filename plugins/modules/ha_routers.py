@@ -101,15 +101,15 @@ options:
   keepalived_bin:
     description: keepalived executable.
     type: str
-    default: keepalived
+    default: /usr/sbin/keepalived
   nft_bin:
     description: nft executable.
     type: str
-    default: nft
+    default: /usr/sbin/nft
   conntrackd_bin:
     description: conntrackd executable, for routers with a C(conntrackd.conf) file (run in their namespace).
     type: str
-    default: conntrackd
+    default: /usr/sbin/conntrackd
 author:
   - l3ha.routers developers (@l3ha)
 '''

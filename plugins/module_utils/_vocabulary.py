@@ -1,0 +1,105 @@
+# -*- coding: utf-8 -*-
+# Copyright: l3ha.routers contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The collection's vocabulary, defined once: names, patterns, limits, the router file
+set and the paths below the configured directories.
+
+Private to the collection. Pure Python with no imports beyond the standard library, so
+the planner, the node modules, the action plugins, the lab and the tests all import it
+(the lab by file path). Defaults (values a user can change) live in ``_defaults.py``.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import re
+
+# ---------------------------------------------------------------- names and patterns
+NAMESPACE_PREFIX = 'qrouter-'
+# veth ends inside a router namespace, by port kind (as Neutron names them).
+PORT_PREFIXES = {'ha': 'ha-', 'gateway': 'qg-', 'internal': 'qr-'}
+# ifalias of every link the collection creates: 'l3ha:<router or segment>'.
+LINK_MARKER = 'l3ha:'
+ROUTER_NAME_PATTERN = r'[a-z0-9][a-z0-9-]*'
+ROUTER_NAME_RE = re.compile('^%s$' % ROUTER_NAME_PATTERN)
+TENANT_NAME_RE = re.compile(r'^[a-z0-9][a-z0-9_-]*$')
+NETWORK_NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]*$')
+BRIDGE_NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$')
+# VRRP states as keepalived's notify reports them (lower case).
+VRRP_STATES = ('master', 'backup', 'fault', 'stop')
+
+# ---------------------------------------------------------------- limits
+# Router and tenant names: 'qrouter-' + 48 characters stays well inside NAME_MAX (255)
+# and leaves room in unit names (l3ha-keepalived@<router>.service).
+ROUTER_NAME_MAX = 48
+IFNAMSIZ = 15            # kernel device names, without the NUL
+VRID_MIN, VRID_MAX = 1, 255          # what VRRP allows
+PLANNED_VRID_MAX = 254               # the planner allocates 1..254 per HA segment, as Neutron
+VNI_MIN, VNI_MAX = 1, 16777215       # 24-bit VXLAN network identifier
+MTU_MIN, MTU_MAX = 68, 65535
+
+# ---------------------------------------------------------------- the files of a router
+KEEPALIVED_CONF = 'keepalived.conf'
+NOTIFY_SCRIPT = 'notify.sh'
+NFTABLES_RULES = 'nftables.nft'
+CONNTRACKD_CONF = 'conntrackd.conf'
+# Rendered on the controller, written by the reconciler, with their modes. conntrackd.conf
+# only for routers that sync connections.
+ROUTER_FILES = {
+    KEEPALIVED_CONF: 0o600,
+    NOTIFY_SCRIPT: 0o700,
+    NFTABLES_RULES: 0o600,
+    CONNTRACKD_CONF: 0o600,
+}
+# Every router gets these; CONNTRACKD_CONF only with conntrackd.
+ALWAYS_RENDERED = (KEEPALIVED_CONF, NOTIFY_SCRIPT, NFTABLES_RULES)
+# Written by the reconciler from the plan entry (router_facts reads it back).
+RECORD_FILE = 'router.json'
+
+# ---------------------------------------------------------------- paths on a node
+ROUTERS_SUBDIR = 'routers'
+DRAINED_MARKER = 'drained'
+# In a router's run directory.
+STATE_FILE = 'state'
+KEEPALIVED_PID = 'keepalived.pid'
+VRRP_PID = 'vrrp.pid'
+CONFIG_CHECKSUM = 'config.sha256'
+NFTABLES_CHECKSUM = 'nftables.sha256'
+CONNTRACKD_CHECKSUM = 'conntrackd.sha256'
+NOTIFY_FIFO = 'notify.fifo'
+SYSTEMD_UNIT = 'l3ha-keepalived@%s.service'
+
+
+def namespace_of(router):
+    """The network namespace of a router."""
+    return NAMESPACE_PREFIX + router
+
+
+def router_of(namespace):
+    """The router of a namespace name, or None when it is not a router namespace."""
+    if namespace.startswith(NAMESPACE_PREFIX):
+        return namespace[len(NAMESPACE_PREFIX):]
+    return None
+
+
+def router_config_dir(config_dir, name):
+    return os.path.join(config_dir, ROUTERS_SUBDIR, name)
+
+
+def router_run_dir(run_dir, name):
+    return os.path.join(run_dir, ROUTERS_SUBDIR, name)
+
+
+def systemd_unit(name):
+    return SYSTEMD_UNIT % name
+
+
+def as_list(value):
+    """None -> [], a list or tuple -> a list, anything else -> [it]."""
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return [value]
