@@ -17,7 +17,7 @@ import copy
 import pytest
 import yaml
 
-from hardening_lab import (DEFAULT_INVENTORY, converge, differences, run_playbook, settled_snapshot, snapshot_all,
+from lab_helpers import (DEFAULT_INVENTORY, converge, differences, run_playbook, settled_snapshot, snapshot_all,
                            wait_one_master)
 
 NODES = ["net1", "net2"]

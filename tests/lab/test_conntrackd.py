@@ -24,7 +24,7 @@ import time
 import pytest
 import yaml
 
-from hardening_lab import (converge, keepalived_pids, masters, node_sh, poll, recap, record_measurement,
+from lab_helpers import (converge, keepalived_pids, masters, node_sh, poll, recap, record_measurement,
                            wait_one_master)
 
 NODES = ["net1", "net2"]

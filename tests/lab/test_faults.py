@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hardening_lab import (PLAYBOOK, REPO, answers, converge, ha_vxlan_device, keepalived_pids, masters, node_sh,
+from lab_helpers import (PLAYBOOK, REPO, answers, converge, ha_vxlan_device, keepalived_pids, masters, node_sh,
                            poll, probing, process_alive, recap, record_measurement, run_playbook, state_changes,
                            transitions, vip_holders, wait_one_master, wait_settled)
 

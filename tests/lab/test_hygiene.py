@@ -17,7 +17,7 @@ import subprocess
 
 import pytest
 
-from hardening_lab import PYTHON, REPO, converge, node_sh, run_playbook, wait_settled
+from lab_helpers import PYTHON, REPO, converge, node_sh, run_playbook, wait_settled
 
 NODES = ["net1", "net2"]
 ROUTER = "r1"

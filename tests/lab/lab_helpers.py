@@ -1,4 +1,4 @@
-"""Helpers of the hardening tests (bad input, faults, hygiene, conntrackd): run the
+"""Helpers of the lab tests (bad input, faults, hygiene, conntrackd): run the
 collection's playbooks against a lab, snapshot nodes, read VRRP states, poll.
 
 Imported by the test modules next to it (pytest puts this directory on sys.path)."""
