@@ -1,21 +1,24 @@
-"""Helpers of the lab tests (bad input, faults, hygiene, conntrackd): run the
-collection's playbooks against a lab, snapshot nodes, read VRRP states, poll.
+"""Helpers of the lab tests that are theirs alone: snapshots of everything the collection
+may change on a node (to prove a failed run changed nothing), the holders of an address,
+a router's HA vxlan device, and measurements recorded for the reader.
 
-Imported by the test modules next to it (pytest puts this directory on sys.path)."""
+What tests, benchmarks and molecule share (waiting, playbooks, VRRP states, probes, leak
+checks) is in the lab test driver, lab/l3ha_lab/testing.py. Imported by the test modules
+next to it (pytest puts this directory on sys.path)."""
 
-import contextlib
 import json
 import os
-import re
-import subprocess
-import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-PYTHON = str(REPO / ".venv" / "bin" / "python")
-PLAYBOOK = str(REPO / ".venv" / "bin" / "ansible-playbook")
-DEFAULT_INVENTORY = str(REPO / "tests" / "lab" / "inventory.yml")
+from l3ha_lab.collection import vocabulary
+from l3ha_lab.testing import CONFIG_DIR, NODE_DIRS, PYTHON, namespace_of, node_sh, router_config_dir, wait_until
+
+# The lab tests' default inventory (the `lab` fixture's, unless a module overrides lab_inventory).
+DEFAULT_INVENTORY = str(Path(__file__).with_name("inventory.yml"))
+# Every lab of this test session lives in a directory whose name starts so (under /run, so
+# tests never touch a demo lab in /run/l3ha-lab); the leak check knows the session's by it.
+LAB_DIR_PREFIX = "/run/l3ha-lab-test-%d-" % os.getpid()
 
 # Runs inside a node (all its namespaces): everything the collection could change there.
 # Counters, lifetimes and other values that move on their own are left out.
@@ -88,20 +91,6 @@ print(json.dumps({
 }, sort_keys=True))
 '''
 
-NODE_DIRS = ("/etc/l3ha", "/var/lib/l3ha", "/run/l3ha")
-
-
-def poll(condition, timeout, what, interval=0.05):
-    """Return condition()'s first true value; fail naming `what` when the deadline passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out after %s s waiting for: %s" % (timeout, what))
-        time.sleep(interval)
-
 
 def snapshot(lab, node, dirs=NODE_DIRS):
     """Everything of a node the collection may change, as a dict (see SNAPSHOT_SCRIPT)."""
@@ -124,7 +113,7 @@ def settled_snapshot(lab, nodes, timeout=30):
         previous[0] = current
         return current if same else None
 
-    return poll(settled, timeout, "nodes %s to settle" % ", ".join(nodes), interval=0.5)
+    return wait_until(settled, timeout, "nodes %s to settle" % ", ".join(nodes), interval=0.5)
 
 
 def _tentative_marks(snap):
@@ -153,153 +142,28 @@ def differences(before, after, path=""):
     return []
 
 
-def run_playbook(lab, playbook="l3ha.routers.site", inventories=None, extra_vars=None, args=(),
-                 timeout=600, env=None):
-    """ansible-playbook against the lab; returns the CompletedProcess (text output).
-
-    extra_vars (a dict) go through a JSON file, so any string arrives unchanged."""
-    command = [PLAYBOOK]
-    for inventory in (inventories or [DEFAULT_INVENTORY]) + [lab.fragment_path]:
-        command += ["-i", inventory]
-    vars_file = None
-    try:
-        if extra_vars is not None:
-            handle, vars_file = tempfile.mkstemp(prefix="l3ha-vars-", suffix=".json")
-            with os.fdopen(handle, "w") as stream:
-                json.dump(extra_vars, stream)
-            command += ["-e", "@" + vars_file]
-        command += list(args) + [playbook]
-        environment = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-                           ANSIBLE_FORCE_COLOR="0", PATH=str(REPO / ".venv" / "bin") + ":" + os.environ["PATH"])
-        environment.update(env or {})
-        return subprocess.run(command, capture_output=True, text=True, cwd=str(REPO), env=environment,
-                              timeout=timeout, check=False)
-    finally:
-        if vars_file:
-            os.unlink(vars_file)
-
-
-def converge(lab, **kwargs):
-    result = run_playbook(lab, **kwargs)
-    assert result.returncode == 0, "converge failed:\n%s\n%s" % (result.stdout[-6000:], result.stderr[-3000:])
-    return result
-
-
-def router_states(lab, node, run_dir="/run/l3ha"):
-    """{router: state} from the node's state files; None when the node is not running."""
-    script = 'for f in %s/routers/*/state; do [ -f "$f" ] && echo "$f $(cat "$f")"; done; true' % run_dir
-    try:
-        result = lab.run(node, ["sh", "-c", script], timeout=30)
-    except Exception:  # a crashed node cannot be entered
-        return None
-    if result.returncode != 0:
-        return None
-    states = {}
-    for line in result.stdout.splitlines():
-        parts = line.split()
-        if len(parts) >= 2:
-            states[parts[0].split("/")[-2]] = parts[1]
-    return states
-
-
-def masters(lab, nodes, router):
-    """Nodes whose state file says master for `router` (crashed nodes count as not master)."""
-    return [node for node in nodes if ((router_states(lab, node) or {}).get(router) == "master")]
-
-
-def wait_one_master(lab, nodes, router, timeout=30):
-    def one_master():
-        found = masters(lab, nodes, router)
-        return found if len(found) == 1 else None
-    return poll(one_master, timeout, "exactly one master of %s on %s" % (router, ", ".join(nodes)))[0]
-
-
 def vip_holders(lab, nodes, router, address):
     """Nodes whose router namespace actually has `address` (what traffic sees)."""
     holders = []
     for node in nodes:
         try:
-            result = lab.run(node, ["ip", "-n", "qrouter-" + router, "-o", "addr", "show"], timeout=30)
-        except Exception:
+            result = lab.run(node, ["ip", "-n", namespace_of(router), "-o", "addr", "show"], timeout=30)
+        except Exception:  # a crashed node cannot be entered
             continue
         if result.returncode == 0 and (" %s/" % address) in result.stdout:
             holders.append(node)
     return holders
 
 
-def node_sh(lab, node, script, timeout=30):
-    """Run a shell script inside a node; fail with its output when it fails."""
-    result = lab.run(node, ["sh", "-c", script], timeout=timeout)
-    assert result.returncode == 0, "%s: %r failed: %s%s" % (node, script, result.stdout, result.stderr)
-    return result.stdout
-
-
-def keepalived_pids(lab, node, router, run_dir="/run/l3ha"):
-    """(keepalived parent pid, VRRP child pid) from the router's pid files; None if missing."""
-    out = node_sh(lab, node, 'for f in keepalived vrrp; do echo "$(cat %s/routers/%s/$f.pid 2>/dev/null)"; done'
-                  % (run_dir, router))
-    values = [line.strip() for line in out.split("\n")[:2]]
-    return tuple(int(value) if value.isdigit() else None for value in values)
-
-
-def process_alive(lab, node, pid):
-    """Whether `pid` runs in the node (a zombie does not count)."""
-    out = node_sh(lab, node, "cat /proc/%d/stat 2>/dev/null; true" % pid)
-    return bool(out) and out.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-
-
-def transitions(lab, node, router, run_dir="/run/l3ha"):
-    """The states recorded in the router's transitions.log, oldest first."""
-    out = node_sh(lab, node, "cat %s/routers/%s/transitions.log 2>/dev/null; true" % (run_dir, router))
-    return [line.split()[1] for line in out.splitlines() if len(line.split()) >= 2]
-
-
-def state_changes(states, before):
-    """How many times the state changed in `states` (log lines after `before` earlier ones).
-
-    A reload makes keepalived report the current state again; a repeated state is not a
-    transition."""
-    previous = states[before - 1] if before else None
-    changes = 0
-    for state in states[before:]:
-        if state != previous:
-            changes += 1
-        previous = state
-    return changes
-
-
-def recap(output):
-    """{host: {ok: N, changed: N, failed: N, unreachable: N}} from a PLAY RECAP."""
-    found = {}
-    for host, counters in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", output, re.MULTILINE):
-        found[host] = {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", counters)}
-    return found
-
-
-def ha_vxlan_device(lab, node, router, config_dir="/etc/l3ha"):
+def ha_vxlan_device(lab, node, router, config_dir=CONFIG_DIR):
     """The vxlan device of the router's HA segment in the node's root namespace."""
-    record = json.loads(node_sh(lab, node, "cat %s/routers/%s/router.json" % (config_dir, router)))
-    wanted = "l3ha:" + record["segment"]
+    record_file = os.path.join(router_config_dir(router, config_dir), vocabulary.RECORD_FILE)
+    record = json.loads(node_sh(lab, node, "cat %s" % record_file))
+    wanted = vocabulary.LINK_MARKER + record["segment"]
     for link in json.loads(node_sh(lab, node, "ip -j -d link show")):
         if link.get("ifalias") == wanted and (link.get("linkinfo") or {}).get("info_kind") == "vxlan":
             return link["ifname"]
     raise AssertionError("%s: no vxlan device of segment %s" % (node, record["segment"]))
-
-
-def answers(lab, source, target):
-    """One ping from `source` to `target` got an answer."""
-    return lab.run(source, ["ping", "-n", "-q", "-c", "1", "-W", "1", target], timeout=30).returncode == 0
-
-
-@contextlib.contextmanager
-def probing(lab, name, source, target, interval=0.01):
-    """Probe traffic for the block; the dict it yields gets the probe's result on exit."""
-    result = {}
-    lab.probe_start(name, source, target, interval=interval, max_seconds=900)
-    try:
-        yield result
-    finally:
-        result.update(lab.probe_stop(name))
 
 
 def record_measurement(case, **values):
@@ -311,20 +175,3 @@ def record_measurement(case, **values):
     if path:
         with open(path, "a") as handle:
             handle.write(line + "\n")
-
-
-def wait_settled(lab, nodes, routers, timeout=60):
-    """Every router: exactly one master, every other replica backup (none in fault/stop)."""
-    last = [None]
-
-    def settled():
-        states = last[0] = {node: router_states(lab, node) or {} for node in nodes}
-        for router in routers:
-            seen = sorted(states[node].get(router) for node in nodes if router in states[node])
-            if seen.count("master") != 1 or any(state not in ("master", "backup") for state in seen):
-                return None
-        return states
-    try:
-        return poll(settled, timeout, "one master and only backups besides for %s" % ", ".join(routers), interval=0.1)
-    except AssertionError as exc:
-        raise AssertionError("%s; last states: %s" % (exc, last[0]))
