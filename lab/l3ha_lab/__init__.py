@@ -29,4 +29,3 @@ def running_lab(inventories, lab_dir=None):
         yield lab
     finally:
         lab.down()
-
