@@ -13,7 +13,7 @@ import signal
 
 import pytest
 
-from l3ha_lab.testing import PrivateNode, process_running, wait_until  # on sys.path through conftest.py
+from l3ha_lab.testing import PrivateNode, namespace_of, process_running, wait_until  # on sys.path through conftest.py
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 ANSIBLE = ROOT / ".venv" / "bin" / "ansible"
@@ -124,7 +124,7 @@ def router(name, vrid, gateway_mac=None):
     ha, qg = "ha-" + short(name + "/ha"), "qg-" + short(name + "/gw")
     address = "169.254.192.%d" % vrid
     return {
-        "name": name, "tenant": "t1", "namespace": "qrouter-" + name, "ha": True, "vrid": vrid,
+        "name": name, "tenant": "t1", "namespace": namespace_of(name), "ha": True, "vrid": vrid,
         "segment": "ha-t1", "ha_address": address + "/18", "ha_vip": "169.254.0.%d/24" % vrid,
         "peers": ["169.254.192.250"], "priority": 50,
         "ports": [
@@ -324,7 +324,7 @@ def non_ha_router(name):
     """A router without keepalived: the reconciler owns all its addresses and routes."""
     qg, qr = "qg-" + short(name + "/gw"), "qr-" + short(name + "/net/n1")
     return {
-        "name": name, "tenant": "t1", "namespace": "qrouter-" + name, "ha": False, "vrid": None,
+        "name": name, "tenant": "t1", "namespace": namespace_of(name), "ha": False, "vrid": None,
         "segment": None, "ha_address": None, "peers": [], "priority": None,
         "ports": [
             {"kind": "gateway", "name": qg, "peer": "v" + qg.replace("-", ""), "segment": "ext",
