@@ -39,9 +39,6 @@ import json
 import math
 import os
 import re
-import shutil
-import subprocess
-import tempfile
 
 from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.module_utils.common.text.converters import to_text
@@ -54,6 +51,9 @@ from jinja2 import Environment, StrictUndefined, TemplateError, TemplateSyntaxEr
 from ansible_collections.l3ha.routers.plugins.module_utils._defaults import HEALTH_CHECK, RENDER_SETTINGS, TEMPLATES
 from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import (
     ALWAYS_RENDERED, CONNTRACKD_CONF, VRRP_STATES, as_list as _as_list,
+)
+from ansible_collections.l3ha.routers.plugins.plugin_utils._keepalived_check import (
+    find_keepalived, keepalived_config_errors,
 )
 
 MODULE = "l3ha.routers.ha_routers"
@@ -453,37 +453,6 @@ def make_plain_renderer(sources, base_vars):
             raise AnsibleError("%s: %s" % (file_name, error))
 
     return render_template
-
-
-def find_keepalived():
-    for candidate in (shutil.which("keepalived"), "/usr/sbin/keepalived", "/sbin/keepalived"):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
-def keepalived_config_errors(keepalived, text, script_path, script_text):
-    """``keepalived -t`` output for one config, or None when it passes.
-
-    The config names its notify.sh by the path on the node; a copy of the script is put
-    at a temporary path and the config pointed at it, so the check needs no node files.
-    """
-    workdir = tempfile.mkdtemp(prefix="l3ha-validate-")
-    try:
-        script = os.path.join(workdir, "notify.sh")
-        with open(script, "w") as handle:
-            handle.write(script_text)
-        os.chmod(script, 0o700)
-        config = os.path.join(workdir, "keepalived.conf")
-        with open(config, "w") as handle:
-            handle.write(text.replace(script_path, script))
-        result = subprocess.run([keepalived, "-t", "-f", config], capture_output=True, text=True,
-                                timeout=30, check=False)
-        if result.returncode == 0:
-            return None
-        return (result.stdout + result.stderr).strip() or "exit %d" % result.returncode
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def sha256(text):

@@ -1,0 +1,46 @@
+# Copyright: l3ha.routers contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""``keepalived -t`` validation of a rendered keepalived.conf, on the controller.
+
+Private to the collection (the leading underscore): only the ha_routers action plugin and
+the tests use it. It lives in ``plugin_utils`` because it is controller-only code that
+never runs on a node.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+
+
+def find_keepalived():
+    for candidate in (shutil.which("keepalived"), "/usr/sbin/keepalived", "/sbin/keepalived"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def keepalived_config_errors(keepalived, text, script_path, script_text):
+    """``keepalived -t`` output for one config, or None when it passes.
+
+    The config names its notify.sh by the path on the node; a copy of the script is put
+    at a temporary path and the config pointed at it, so the check needs no node files.
+    """
+    workdir = tempfile.mkdtemp(prefix="l3ha-validate-")
+    try:
+        script = os.path.join(workdir, "notify.sh")
+        with open(script, "w") as handle:
+            handle.write(script_text)
+        os.chmod(script, 0o700)
+        config = os.path.join(workdir, "keepalived.conf")
+        with open(config, "w") as handle:
+            handle.write(text.replace(script_path, script))
+        result = subprocess.run([keepalived, "-t", "-f", config], capture_output=True, text=True,
+                                timeout=30, check=False)
+        if result.returncode == 0:
+            return None
+        return (result.stdout + result.stderr).strip() or "exit %d" % result.returncode
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
