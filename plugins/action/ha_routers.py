@@ -38,7 +38,6 @@ import ipaddress
 import json
 import math
 import os
-import re
 
 from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.module_utils.common.text.converters import to_text
@@ -55,6 +54,7 @@ from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import (
 from ansible_collections.l3ha.routers.plugins.plugin_utils._keepalived_check import (
     find_keepalived, keepalived_config_errors,
 )
+from ansible_collections.l3ha.routers.plugins.plugin_utils._secret import _mask
 
 MODULE = "l3ha.routers.ha_routers"
 FILE_NAMES = ALWAYS_RENDERED
@@ -588,22 +588,3 @@ class ActionModule(ActionBase):
             if output:
                 errors.append("router %s: keepalived.conf does not pass keepalived -t: %s" % (router["name"], output))
         return errors
-
-
-_AUTH_PASS = re.compile(r"(\bauth_pass[ \t]+)\S+")
-
-
-def _mask(value, secret):
-    """Replace ``secret`` and every keepalived ``auth_pass`` value (e.g. a previous password
-    in a diff) in every string of a result, in place where possible."""
-    if isinstance(value, dict):
-        for key in list(value):
-            value[key] = _mask(value[key], secret)
-        return value
-    if isinstance(value, list):
-        return [_mask(item, secret) for item in value]
-    if isinstance(value, str):
-        if secret and secret in value:
-            value = value.replace(secret, "********")
-        return _AUTH_PASS.sub(r"\1********", value)
-    return value
