@@ -14,8 +14,12 @@ import shutil
 import subprocess
 import tempfile
 
+from ansible_collections.l3ha.routers.plugins.module_utils._files import sha256_text
+from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import KEEPALIVED_CONF, NOTIFY_SCRIPT
+
 
 def find_keepalived():
+    """keepalived on the controller, or None."""
     for candidate in (shutil.which("keepalived"), "/usr/sbin/keepalived", "/sbin/keepalived"):
         if candidate and os.access(candidate, os.X_OK):
             return candidate
@@ -30,11 +34,11 @@ def keepalived_config_errors(keepalived, text, script_path, script_text):
     """
     workdir = tempfile.mkdtemp(prefix="l3ha-validate-")
     try:
-        script = os.path.join(workdir, "notify.sh")
+        script = os.path.join(workdir, NOTIFY_SCRIPT)
         with open(script, "w") as handle:
             handle.write(script_text)
         os.chmod(script, 0o700)
-        config = os.path.join(workdir, "keepalived.conf")
+        config = os.path.join(workdir, KEEPALIVED_CONF)
         with open(config, "w") as handle:
             handle.write(text.replace(script_path, script))
         result = subprocess.run([keepalived, "-t", "-f", config], capture_output=True, text=True,
@@ -44,3 +48,26 @@ def keepalived_config_errors(keepalived, text, script_path, script_text):
         return (result.stdout + result.stderr).strip() or "exit %d" % result.returncode
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def rendered_config_errors(routers, script_paths, facts):
+    """An error naming the router for every rendered keepalived.conf of ``routers`` that
+    ``keepalived -t`` rejects; none when keepalived is not installed on the controller.
+
+    ``script_paths`` is each router's notify.sh path on the node. A config whose checksum
+    the node's ``facts`` report (the one it runs) was checked before and is skipped.
+    """
+    keepalived = find_keepalived()
+    if keepalived is None:
+        return []
+    errors = []
+    for router in routers:
+        text = router["files"][KEEPALIVED_CONF]
+        known = facts.get(router["name"]) or {}
+        if (known.get("checksums") or {}).get(KEEPALIVED_CONF) == sha256_text(text):
+            continue
+        output = keepalived_config_errors(keepalived, text, script_paths[router["name"]],
+                                          router["files"][NOTIFY_SCRIPT])
+        if output:
+            errors.append("router %s: keepalived.conf does not pass keepalived -t: %s" % (router["name"], output))
+    return errors

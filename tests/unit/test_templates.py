@@ -14,12 +14,13 @@ from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
 
 from ansible_collections.l3ha.routers.plugins.module_utils._defaults import TEMPLATES as DEFAULT_TEMPLATES
+from ansible_collections.l3ha.routers.plugins.module_utils._files import sha256_text
 from ansible_collections.l3ha.routers.plugins.plugin_utils._keepalived_check import (
-    find_keepalived, keepalived_config_errors,
+    find_keepalived, keepalived_config_errors, rendered_config_errors,
 )
 from ansible_collections.l3ha.routers.plugins.plugin_utils._render import (
-    inspect_templates, make_plain_renderer, make_renderer, read_sources, render_context, render_router_files,
-    router_inputs,
+    inspect_templates, make_plain_renderer, make_renderer, read_sources, render_router_files, router_inputs_checksum,
+    shared_inputs_checksum,
 )
 from ansible_collections.l3ha.routers.plugins.plugin_utils._router_view import RenderError, router_view
 
@@ -269,6 +270,17 @@ def test_keepalived_check_catches_a_broken_config():
     assert "nopreempt_typo" in keepalived_test(files, view)
 
 
+@needs_keepalived
+def test_only_configs_the_node_does_not_run_are_checked():
+    files, view = render(full_router())
+    files["keepalived.conf"] = files["keepalived.conf"].replace("nopreempt", "nopreempt_typo")
+    router, scripts = {"name": "demo-r1", "files": files}, {"demo-r1": view["paths"]["script"]}
+    [error] = rendered_config_errors([router], scripts, {})
+    assert error.startswith("router demo-r1: keepalived.conf does not pass keepalived -t: ") and "nopreempt_typo" in error
+    running = {"demo-r1": {"checksums": {"keepalived.conf": sha256_text(files["keepalived.conf"])}}}
+    assert rendered_config_errors([router], scripts, running) == []
+
+
 def test_auth_instance_sets_version_before_advert_int():
     files, _view = render(full_router(), {"auth_pass": "s3cret"})
     instance = files["keepalived.conf"].split("vrrp_instance demo-r1 {", 1)[1]
@@ -401,28 +413,27 @@ def test_plain_jinja_errors_name_the_file():
         plain("notify.sh", {"router": {}})
 
 
-@pytest.mark.parametrize("change", ["router", "render", "template", "variable"])
+@pytest.mark.parametrize("change", ["router", "template_settings", "template", "variable"])
 def test_inputs_change_with_anything_the_files_are_rendered_from(change):
     texts, settings, variables, entry = dict(sources()), {"advert_int": 0.1}, {"l3ha_config_dir": "/etc/l3ha"}, full_router()
-    before = router_inputs(render_context(texts, settings, variables), entry)
+    before = router_inputs_checksum(shared_inputs_checksum(texts, settings, variables), entry)
     if change == "router":
         entry = dict(entry, vrid=entry["vrid"] + 1)
-    elif change == "render":
+    elif change == "template_settings":
         settings = {"advert_int": 0.2}
     elif change == "template":
         texts["notify.sh"] = texts["notify.sh"] + "# local change\n"
     else:
         variables = {"l3ha_config_dir": "/srv/l3ha"}
-    after = router_inputs(render_context(texts, settings, variables), entry)
+    after = router_inputs_checksum(shared_inputs_checksum(texts, settings, variables), entry)
     assert after != before
     # and the same inputs give the same checksum (no run-to-run noise)
-    assert after == router_inputs(render_context(texts, settings, variables), entry)
+    assert after == router_inputs_checksum(shared_inputs_checksum(texts, settings, variables), entry)
 
 
 def test_inputs_ignore_the_old_checksum_but_not_files_given_in_the_plan():
-    context = render_context(dict(sources()), {}, {})
+    shared = shared_inputs_checksum(dict(sources()), {}, {})
     entry = full_router()
-    assert router_inputs(context, entry) == \
-        router_inputs(context, dict(entry, inputs="old"))
-    assert router_inputs(context, dict(entry, files={"nftables.nft": "a"})) != \
-        router_inputs(context, dict(entry, files={"nftables.nft": "b"}))
+    assert router_inputs_checksum(shared, entry) == router_inputs_checksum(shared, dict(entry, inputs="old"))
+    assert router_inputs_checksum(shared, dict(entry, files={"nftables.nft": "a"})) != \
+        router_inputs_checksum(shared, dict(entry, files={"nftables.nft": "b"}))
