@@ -27,12 +27,16 @@ if COLLECTIONS not in sys.path:
 from ansible.parsing.dataloader import DataLoader  # noqa: E402
 from ansible.template import Templar  # noqa: E402
 
-from ansible_collections.l3ha.routers.plugins.action import ha_routers  # noqa: E402
+from ansible_collections.l3ha.routers.plugins.module_utils._defaults import TEMPLATES as DEFAULT_TEMPLATES  # noqa: E402
+from ansible_collections.l3ha.routers.plugins.plugin_utils._keepalived_check import find_keepalived  # noqa: E402
+from ansible_collections.l3ha.routers.plugins.plugin_utils._render import (  # noqa: E402
+    make_renderer, read_sources, render_router_files,
+)
 from l3ha_lab.collection import vocabulary  # noqa: E402  (on sys.path through conftest.py)
 from l3ha_lab.testing import (TRANSITIONS_LOG, PrivateNode, notify_reader_idle, parse_transitions,  # noqa: E402
                               process_exists, router_config_dir, router_run_dir, wait_until)
 
-KEEPALIVED = ha_routers.find_keepalived()
+KEEPALIVED = find_keepalived()
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces)"),
     pytest.mark.skipif(KEEPALIVED is None, reason="keepalived is not installed"),
@@ -90,12 +94,12 @@ class Replica:
         }
 
     def write_files(self, hooks_log):
-        paths = {name: str(TEMPLATES / path) for name, path in ha_routers.DEFAULT_TEMPLATES.items()}
-        render_template = ha_routers.make_renderer(Templar(loader=DataLoader()), ha_routers.read_sources(paths), {})
+        paths = {name: str(TEMPLATES / path) for name, path in DEFAULT_TEMPLATES.items()}
+        render_template = make_renderer(Templar(loader=DataLoader()), read_sources(paths), {})
         hook = 'echo "$L3HA_ROUTER $L3HA_STATE" >> %s' % hooks_log
         settings = {"config_dir": str(self.config_dir), "run_dir": str(self.run_dir),
                     "hooks": {"master": [hook], "backup": [hook], "fault": [hook], "stop": [hook]}}
-        files, _view = ha_routers.render_router_files(render_template, self.router(), settings)
+        files, _view = render_router_files(render_template, self.router(), settings)
         self.config.parent.mkdir(parents=True, mode=0o700)
         self.router_dir.mkdir(parents=True, mode=0o700)
         for name, text in files.items():
