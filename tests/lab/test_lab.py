@@ -122,7 +122,7 @@ def test_topology_reports_every_bad_field_at_once():
                 "ha": {"type": "bridge", "bridge": "br-ha", "cidr": "192.0.2.128/25"},
                 "d": {"type": "bridge", "bridge": "br-ha"},
                 "e": {"type": "bridge", "bridge": "ul0"}}
-    listing = _listing(networks, [], extra_vars={"l3ha_tunnel_ip": "10.9.9.9"})
+    listing = _listing(networks, [], extra_vars={"l3ha_tunnel_ip": "10.9.9.9/24"})
     with pytest.raises(LabError) as caught:
         model.build_topology(listing)
     message = str(caught.value)
