@@ -13,6 +13,10 @@ from l3ha_lab.model import LabError
 def _print_status(status):
     print("lab: %s" % status["lab_dir"])
     print("fragment: %s" % status["fragment"])
+    if status["mgmt"]:
+        print("management network: %s on %s (host %s)" % (status["mgmt"]["network"],
+                                                         status["mgmt"]["bridge"],
+                                                         status["mgmt"]["host_ip"]))
     print("%-12s %-10s %-8s %-6s %-15s %s" % ("NODE", "KIND", "PID", "ALIVE", "TUNNEL IP", "SSH"))
     for node in status["nodes"]:
         alive = "yes" if node["alive"] else "no"

@@ -634,7 +634,8 @@ class Lab:
                 "networks": {a["network"]: a["addresses"] for a in entry["spec"]["attachments"]},
             })
         return {"lab_dir": self.dir, "fragment": self.fragment_path, "kind": state["kind"],
-                "inventories": state["inventories"], "nodes": nodes, "endpoints": endpoints,
+                "mgmt": state["mgmt"], "inventories": state["inventories"], "nodes": nodes,
+                "endpoints": endpoints,
                 "cuts": [{"node": n, "network": w} for n, w in state["cuts"]]}
 
     # ---- probes --------------------------------------------------------------------

@@ -256,7 +256,7 @@ def wait_port_gone(mgmt, index, timeout=5.0):
         time.sleep(0.01)
 
 
-def _cgroup_roots():
+def cgroup_roots():
     """Mount points of the hierarchies systemd uses: cgroup2, and v1's name=systemd."""
     roots = []
     with open("/proc/self/mountinfo") as handle:
@@ -271,7 +271,7 @@ def _cgroup_roots():
 def cgroup_dirs(mgmt, node=None):
     top = "l3ha-lab-m%d" % mgmt["index"]
     return [os.path.join(root, top, node) if node else os.path.join(root, top)
-            for root in _cgroup_roots()]
+            for root in cgroup_roots()]
 
 
 def remove_cgroups(mgmt, node=None, timeout=5.0):
