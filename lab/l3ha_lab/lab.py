@@ -157,7 +157,7 @@ class Lab:
         machine.ensure_image(self._log("image"))
         machine.ensure_lab_key(self.dir)
         if state["mgmt"] is None:
-            state["mgmt"] = machine.allocate_mgmt(host._locked)
+            state["mgmt"] = machine.allocate_mgmt(self.dir, host._locked)
             self._save(state)
         machine.ensure_bridge(state["mgmt"])
 

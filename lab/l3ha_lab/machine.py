@@ -48,6 +48,7 @@ NODE_DIR_IN_BOX = "/run/l3ha-node"     # the node's disk directory, seen from it
 NODE_ROOT = NODE_DIR_IN_BOX + "/root"  # where the box mounts the node's root overlay
 MGMT_RANGE = ipaddress.ip_network("198.18.0.0/15")
 MGMT_BRIDGE_PREFIX = "l3lab-m"
+OWNER_ALIAS = "l3ha-lab:"              # + the lab directory: the ifalias of its host links
 MGMT_MAC_PREFIX = "02:1a:b2"
 NODE_MGMT_IF = "mgmt0"
 FIRST_MGMT_HOST = 10                   # node N gets .(10 + N)
@@ -194,8 +195,8 @@ def _host_ip(commands):
                    capture_output=True, check=True)
 
 
-def allocate_mgmt(lock):
-    """A free /24 of MGMT_RANGE and its bridge in the host, for a new lab.
+def allocate_mgmt(lab_dir, lock):
+    """A free /24 of MGMT_RANGE and its bridge in the host, for the lab in lab_dir.
 
     `lock` is the host-wide lock (other labs allocate at the same time)."""
     with lock():
@@ -205,7 +206,7 @@ def allocate_mgmt(lock):
             if bridge in links or any(subnet.overlaps(n) for n in networks):
                 continue
             mgmt = {"index": index, "bridge": bridge, "network": str(subnet),
-                    "host_ip": str(subnet[1])}
+                    "host_ip": str(subnet[1]), "owner": OWNER_ALIAS + lab_dir}
             _add_bridge(mgmt)
             return mgmt
     raise LabError("no free /24 left in %s for a management network" % MGMT_RANGE)
@@ -213,6 +214,7 @@ def allocate_mgmt(lock):
 
 def _add_bridge(mgmt):
     _host_ip(["link add %s type bridge" % mgmt["bridge"],
+              "link set %s alias %s" % (mgmt["bridge"], mgmt["owner"]),
               "addr add %s/24 dev %s" % (mgmt["host_ip"], mgmt["bridge"]),
               "link set %s up" % mgmt["bridge"]])
 
@@ -239,6 +241,7 @@ def wire_mgmt(mgmt, index, box_pid):
     mac = "%s:%02x:%02x:00" % (MGMT_MAC_PREFIX, index >> 8, index & 0xff)
     _host_ip(["link add %s type veth peer name %s address %s netns %d"
               % (port, NODE_MGMT_IF, mac, box_pid),
+              "link set %s alias %s" % (port, mgmt["owner"]),
               "link set %s master %s up" % (port, mgmt["bridge"])])
     subprocess.run(["bridge", "link", "set", "dev", port, "isolated", "on"], check=True,
                    capture_output=True)
