@@ -14,14 +14,13 @@ def _print_status(status):
     print("lab: %s" % status["lab_dir"])
     print("fragment: %s" % status["fragment"])
     if status["mgmt"]:
-        print("management network: %s on %s (host %s)" % (status["mgmt"]["network"],
-                                                         status["mgmt"]["bridge"],
-                                                         status["mgmt"]["host_ip"]))
+        mgmt = status["mgmt"]
+        print("management network: %s on %s (host %s)" % (mgmt["network"], mgmt["bridge"], mgmt["host_ip"]))
     print("%-12s %-10s %-8s %-6s %-15s %s" % ("NODE", "KIND", "PID", "ALIVE", "TUNNEL IP", "SSH"))
     for node in status["nodes"]:
         alive = "yes" if node["alive"] else "no"
         print("%-12s %-10s %-8s %-6s %-15s %s" % (node["name"], node["kind"], node["pid"] or "-",
-                                                 alive, node["tunnel_ip"], node["mgmt_ip"] or "-"))
+                                                  alive, node["tunnel_ip"], node["mgmt_ip"] or "-"))
     print("%-20s %-6s %-15s %s" % ("ENDPOINT", "ALIVE", "VTEP", "ADDRESSES"))
     for endpoint in status["endpoints"]:
         addresses = "; ".join("%s: %s" % (net, ", ".join(addrs))
