@@ -24,8 +24,8 @@ PLAYBOOK = os.path.join(REPO, "bench", "naive", "site.yml")
 def _lab_hosts(bench):
     with open(bench.lab.fragment_path) as handle:
         fragment = yaml.safe_load(handle)
-    group = fragment["all"]["children"]["l3ha_network_nodes"]
-    return group["hosts"], group["vars"]
+    hosts = fragment["all"]["children"]["l3ha_lab_nodes"]["hosts"]
+    return hosts, next(iter(hosts.values()))  # the lab's variables are the same on every node
 
 
 def _router(entry, segments, advert_int):

@@ -5,7 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(iproute2 keepalived conntrackd conntrack nftables iputils-ping tcpdump
-              procps psmisc util-linux python3-venv git shellcheck)
+              procps psmisc util-linux python3-venv git shellcheck
+              # machine nodes (`l3ha-lab up --nodes machine`): systemd-nspawn, the image
+              # builder, the index of the nodes' package repository, the controller's ssh.
+              # The image itself is built on first use, not here (docs/lab.md).
+              systemd-container mmdebstrap dpkg-dev openssh-client)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -13,10 +13,14 @@ from l3ha_lab.model import LabError
 def _print_status(status):
     print("lab: %s" % status["lab_dir"])
     print("fragment: %s" % status["fragment"])
-    print("%-12s %-8s %-6s %s" % ("NODE", "PID", "ALIVE", "TUNNEL IP"))
+    if status["mgmt"]:
+        mgmt = status["mgmt"]
+        print("management network: %s on %s (host %s)" % (mgmt["network"], mgmt["bridge"], mgmt["host_ip"]))
+    print("%-12s %-10s %-8s %-6s %-15s %s" % ("NODE", "KIND", "PID", "ALIVE", "TUNNEL IP", "SSH"))
     for node in status["nodes"]:
         alive = "yes" if node["alive"] else "no"
-        print("%-12s %-8s %-6s %s" % (node["name"], node["pid"] or "-", alive, node["tunnel_ip"]))
+        print("%-12s %-10s %-8s %-6s %-15s %s" % (node["name"], node["kind"], node["pid"] or "-",
+                                                  alive, node["tunnel_ip"], node["mgmt_ip"] or "-"))
     print("%-20s %-6s %-15s %s" % ("ENDPOINT", "ALIVE", "VTEP", "ADDRESSES"))
     for endpoint in status["endpoints"]:
         addresses = "; ".join("%s: %s" % (net, ", ".join(addrs))
@@ -34,6 +38,9 @@ def main(argv=None):
     verbs = parser.add_subparsers(dest="verb", required=True)
     up = verbs.add_parser("up", help="create or reconcile the lab from an inventory")
     up.add_argument("-i", "--inventory", action="append", required=True)
+    up.add_argument("--nodes", choices=["namespace", "machine"],
+                    help="kind of node: namespaces entered with nsenter (default), or "
+                         "systemd-nspawn machines reached over SSH")
     verbs.add_parser("down", help="remove everything of the lab")
     verbs.add_parser("inventory", help="print the path of the inventory fragment")
     status = verbs.add_parser("status", help="nodes, endpoints, links cut")
@@ -42,6 +49,9 @@ def main(argv=None):
     crash.add_argument("node")
     boot = verbs.add_parser("boot", help="start a crashed node again, empty")
     boot.add_argument("node")
+    reboot = verbs.add_parser("reboot", help="reboot a node (a machine: systemctl reboot, "
+                                             "then start it again; a namespace: crash + boot)")
+    reboot.add_argument("node")
     link = verbs.add_parser("link", help="cut or restore a node's link to a network")
     link.add_argument("node")
     link.add_argument("network", help="a network of l3ha_networks, or ha for the underlay")
@@ -71,7 +81,9 @@ def main(argv=None):
 
 def _dispatch(lab, args):
     if args.verb == "up":
-        lab.up(args.inventory)
+        lab.up(args.inventory, nodes=args.nodes)
+        for note in lab.notes:
+            print("note: %s" % note)
         print("lab up; inventory fragment: %s" % lab.fragment_path)
     elif args.verb == "down":
         lab.down()
@@ -87,6 +99,8 @@ def _dispatch(lab, args):
         lab.crash(args.node)
     elif args.verb == "boot":
         lab.boot(args.node)
+    elif args.verb == "reboot":
+        lab.reboot(args.node)
     elif args.verb == "link":
         lab.link(args.node, args.network, args.state == "up")
     elif args.verb == "exec":

@@ -1,6 +1,7 @@
 """PID 1 of a lab box (node, endpoint or switch), started by `unshare --fork`.
 
-It sets the hostname, mounts what the box needs, tells the parent it is ready, then
+It sets the hostname, mounts what the box needs (for a machine node: its root file
+system, an overlay of the cached image), tells the parent it is ready, then
 reaps zombies forever (keepalived daemonizes and orphans are reparented to it). It
 never exits by itself; the lab ends it with SIGKILL, and the kernel then kills every
 other process of the box. Kept import-light: it starts once per box.
@@ -67,6 +68,10 @@ def _drop_foreign_mounts(run_tmpfs):
 
 def _setup(args):
     socket.sethostname(args.hostname)
+    # Directories bound back in after /run is replaced, from descriptors opened while
+    # their paths were still visible (the lab directory is usually under /run).
+    kept = [(os.open(pair.split(":", 1)[0], os.O_PATH | os.O_DIRECTORY), pair.split(":", 1)[1])
+            for pair in args.keep]
     # No mount event of a box may reach the host (unshare defaults to private too).
     _mount("none", "/", None, MS_REC | MS_PRIVATE)
     _drop_foreign_mounts(args.run_tmpfs)
@@ -79,6 +84,14 @@ def _setup(args):
     if args.run_tmpfs:
         _mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755")
         os.makedirs("/run/lock", exist_ok=True)
+    for fd, target in kept:
+        os.makedirs(target, exist_ok=True)
+        _mount("/proc/self/fd/%d" % fd, target, None, MS_BIND)
+        os.close(fd)
+    for spec in args.overlay:
+        lower, upper, work, target = spec.split(":")
+        _mount("overlay", target, "overlay", 0,
+               "lowerdir=%s,upperdir=%s,workdir=%s" % (lower, upper, work))
 
 
 def _reap_forever():
@@ -101,6 +114,10 @@ def main(argv=None):
     parser.add_argument("--ready-fd", type=int, required=True)
     parser.add_argument("--bind", action="append", default=[], help="SOURCE:TARGET")
     parser.add_argument("--run-tmpfs", action="store_true")
+    parser.add_argument("--keep", action="append", default=[],
+                        help="SOURCE:TARGET, bound after /run is replaced")
+    parser.add_argument("--overlay", action="append", default=[],
+                        help="LOWER:UPPER:WORK:TARGET, mounted last")
     parser.add_argument("--sysfs", action="store_true")
     parser.add_argument("--serve", action="store_true", help="run the upstream servers")
     args = parser.parse_args(argv)

@@ -40,7 +40,7 @@ def is_alive(pid, started):
 
 
 def spawn_box(hostname, log_path, binds=(), run_tmpfs=False, sysfs=True, serve=False,
-              timeout=20.0):
+              keep=(), overlays=(), timeout=20.0):
     """Start a box and return {pid, start, unshare_pid} once it is set up."""
     read_fd, write_fd = os.pipe()
     argv = ["unshare", "--net", "--mount", "--uts", "--ipc", "--pid", "--fork",
@@ -51,6 +51,10 @@ def spawn_box(hostname, log_path, binds=(), run_tmpfs=False, sysfs=True, serve=F
         argv += ["--bind", "%s:%s" % (source, target)]
     if run_tmpfs:
         argv.append("--run-tmpfs")
+    for source, target in keep:
+        argv += ["--keep", "%s:%s" % (source, target)]
+    for overlay in overlays:
+        argv += ["--overlay", ":".join(overlay)]
     if sysfs:
         argv.append("--sysfs")
     if serve:
@@ -61,7 +65,7 @@ def spawn_box(hostname, log_path, binds=(), run_tmpfs=False, sysfs=True, serve=F
     with os.fdopen(read_fd) as ready:
         readable = select.select([ready], [], [], timeout)[0]
         message = ready.readline().strip() if readable else "no answer in %d s" % timeout
-    holders = _children(unshare_pid) if start_time(unshare_pid) == unshare_start else []
+    holders = children(unshare_pid) if start_time(unshare_pid) == unshare_start else []
     if message != "ready" or len(holders) != 1:
         for pid in holders + [unshare_pid]:
             kill_leftovers({"pid": pid, "start": start_time(pid)})
@@ -72,11 +76,11 @@ def spawn_box(hostname, log_path, binds=(), run_tmpfs=False, sysfs=True, serve=F
             "unshare_start": unshare_start}
 
 
-def _children(pid):
+def children(pid):
     try:
         with open("/proc/%d/task/%d/children" % (pid, pid)) as handle:
             return [int(child) for child in handle.read().split()]
-    except FileNotFoundError:
+    except OSError:
         return []
 
 

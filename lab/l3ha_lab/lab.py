@@ -1,11 +1,14 @@
 """The lab: nodes, a switch and endpoints built from namespaced boxes, and its verbs.
 
-Everything the lab creates lives inside boxes it started (nothing in the host's network
-namespace, no named namespaces), so ending the boxes by their recorded pids removes
-every link, namespace, mount and process. State is a JSON file in the lab directory.
+Everything the lab creates lives inside boxes it started (no named namespaces, no
+mounts in the host), so ending the boxes by their recorded pids removes every link,
+namespace, mount and process. Machine nodes (l3ha_lab.machine) add the one thing of a
+lab in the host: a management bridge for SSH, and a cgroup per node. State is a JSON
+file in the lab directory.
 """
 
 import contextlib
+import copy
 import fcntl
 import ipaddress
 import json
@@ -17,7 +20,7 @@ import time
 
 import yaml
 
-from l3ha_lab import host, kernel, model
+from l3ha_lab import host, kernel, machine, model
 from l3ha_lab.model import LabError
 
 DEFAULT_LAB_DIR = "/run/l3ha-lab"
@@ -26,6 +29,9 @@ UNDERLAY_NETWORK = model.UNDERLAY_NAME
 UNDERLAY_BRIDGE = "br-ul"
 NODE_UNDERLAY_IF = "ul0"
 NFT_TABLE = "l3lab"
+NAMESPACE = "namespace"
+KINDS = (NAMESPACE, machine.KIND)
+FRAGMENT_GROUP = "l3ha_lab_nodes"
 
 
 def default_lab_dir():
@@ -70,8 +76,21 @@ class Lab:
             json.dump(state, handle, indent=1, sort_keys=True)
         os.rename(tmp, self.state_path)
 
-    def _require(self):
+    def _load_current(self):
+        """The state, with what labs started by an older lab have not recorded."""
         state = self._load()
+        if state is not None:
+            for key, value in self._new_state().items():
+                state.setdefault(key, value)
+            for entry in state["nodes"].values():
+                entry.setdefault("kind", NAMESPACE)
+                entry.setdefault("tunnel_cidr", "%s/%d" % (entry["tunnel_ip"],
+                                                           model.UNDERLAY.prefixlen))
+            state["kind"] = state["kind"] or (NAMESPACE if state["nodes"] else None)
+        return state
+
+    def _require(self):
+        state = self._load_current()
         if state is None:
             raise LabError("no lab is up in %s (run: l3ha-lab up -i INVENTORY)" % self.dir)
         return state
@@ -88,30 +107,59 @@ class Lab:
         return os.path.join(self.dir, "logs", name + ".log")
 
     # ---- up ----------------------------------------------------------------------
-    def up(self, inventories):
-        """Create what is missing (idempotent). Crashed nodes stay crashed."""
+    def up(self, inventories, nodes=None):
+        """Create what is missing (idempotent). Crashed nodes stay crashed.
+
+        nodes: the kind of node, "namespace" or "machine" (default: the running lab's
+        kind, else namespace). `self.notes` says what the lab made of the inventory."""
         inventories = [os.path.abspath(p) for p in inventories]
+        if nodes not in (None,) + KINDS:
+            raise LabError("unknown kind of node %r (kinds: %s)" % (nodes, ", ".join(KINDS)))
         topology = model.build_topology(model.load_inventory(inventories))
         self._check_names(topology)
+        self.notes = topology["notes"]
         with self._locked():
-            state = self._load()
+            state = self._load_current()
             if state is not None and not self._switch_alive(state):
                 state = self._restart_stale(state)
             state = state or self._new_state()
+            kind = nodes or state["kind"] or NAMESPACE
+            if state["nodes"] and kind != state["kind"]:
+                raise LabError("the lab in %s has %s nodes; take it down first for %s nodes"
+                               % (self.dir, state["kind"], kind))
+            state["kind"] = kind
             state["inventories"] = inventories
             state["group"] = topology["group"]
+            state["underlay"] = model.underlay_prefixes(
+                [n["tunnel_cidr"] for n in state["nodes"].values()]
+                + [n["tunnel_cidr"] for n in topology["nodes"]])
             host.acquire(self.dir)
+            booted = []
             try:
+                if kind == machine.KIND:
+                    self._ensure_machine_lab(state)
                 self._ensure_switch(state)
                 self._merge_networks(state, topology)
                 for node in topology["nodes"]:
-                    self._ensure_node(state, node)
+                    booted += self._ensure_node(state, node)
                 self._ensure_endpoints(state, topology)
                 self._apply_cuts(state)
+                for entry in booted:
+                    self._wait_booted(entry)
             finally:
                 self._save(state)
                 self._write_fragment(state)
         return state
+
+    def _ensure_machine_lab(self, state):
+        """The image (built on first use), the lab's key and its management network."""
+        machine.check_tools()
+        machine.ensure_image(self._log("image"))
+        machine.ensure_lab_key(self.dir)
+        if state["mgmt"] is None:
+            state["mgmt"] = machine.allocate_mgmt(self.dir, host._locked)
+            self._save(state)
+        machine.ensure_bridge(state["mgmt"])
 
     @staticmethod
     def _check_names(topology):
@@ -121,8 +169,9 @@ class Lab:
             raise LabError("node %s: the name is taken by a lab endpoint" % ", ".join(clash))
 
     def _new_state(self):
-        return {"version": 1, "switch": None, "networks": {}, "nodes": {}, "node_order": [],
-                "endpoints": {}, "cuts": [], "created_dirs": [], "probes": {}}
+        return {"version": 1, "kind": None, "mgmt": None, "switch": None, "networks": {},
+                "nodes": {}, "node_order": [], "endpoints": {}, "cuts": [], "created_dirs": [],
+                "probes": {}}
 
     @staticmethod
     def _switch_alive(state):
@@ -135,7 +184,10 @@ class Lab:
         records = self._records(state)
         kernel.wait_gone([p for r in records for p in kernel.kill_box(r)], timeout=5.0)
         fresh = self._new_state()
-        fresh["created_dirs"] = state.get("created_dirs", [])
+        for key in ("created_dirs", "kind", "mgmt"):
+            fresh[key] = state.get(key, fresh[key])
+        if fresh["mgmt"]:
+            machine.remove_cgroups(fresh["mgmt"])
         self._save(fresh)
         return fresh
 
@@ -144,7 +196,8 @@ class Lab:
         """Every process record of a lab state: probes, endpoints, nodes, the switch."""
         records = list(state.get("probes", {}).values())
         records += [e.get("box") for e in state.get("endpoints", {}).values()]
-        records += [e.get("box") for e in state.get("nodes", {}).values()]
+        for entry in state.get("nodes", {}).values():
+            records += machine.records(entry) + [entry.get("box")]
         records.append(state.get("switch"))
         return [r for r in records if r]
 
@@ -176,20 +229,28 @@ class Lab:
         return [n for n in state["networks"].values() if n["type"] == "bridge"]
 
     def _ensure_node(self, state, node):
+        """Returns [entry] when it booted the node (see _wait_booted), else []."""
         name = node["name"]
         entry = state["nodes"].get(name)
         if entry is None:
             index = 1 + max([n["index"] for n in state["nodes"].values()] or [0])
-            entry = dict(node, index=index, box=None, crashed=False,
+            entry = dict(node, index=index, box=None, crashed=False, kind=state["kind"],
                          disk=os.path.join(self.dir, "nodes", name))
             state["nodes"][name] = entry
             state["node_order"].append(name)
             self._boot_node(state, entry)
-            return
-        if entry["box"] and kernel.is_alive(entry["box"]["pid"], entry["box"]["start"]):
+            return [entry]
+        if self._node_alive(entry):
             self._wire_node(state, entry)   # adds links for networks added since
-            return
+            return []
         entry["crashed"] = True             # stays down until `boot`
+        return []
+
+    @staticmethod
+    def _node_alive(entry):
+        box = entry["box"]
+        alive = bool(box) and kernel.is_alive(box["pid"], box["start"])
+        return alive and (entry.get("kind") != machine.KIND or machine.is_running(entry))
 
     def _node_binds(self, state, entry):
         binds = []
@@ -204,12 +265,44 @@ class Lab:
         return binds
 
     def _boot_node(self, state, entry):
+        """Start the node (for a machine: its container too; see _wait_booted)."""
+        if entry.get("kind") == machine.KIND:
+            self._boot_machine(state, entry)
+            return
         binds = self._node_binds(state, entry)
         entry["box"] = kernel.spawn_box(entry["name"], self._log(entry["name"]), binds=binds,
                                         run_tmpfs=True)
         entry["crashed"] = False
         self._save(state)
         self._wire_node(state, entry)
+
+    def _boot_machine(self, state, entry):
+        name, disk = entry["name"], entry["disk"]
+        info = machine.disk_info(disk)
+        image = machine.image_paths(info["image"] if info else machine.image_key())
+        if not os.path.isdir(image["rootfs"]):
+            raise LabError("node %s: its disk was made from image %s, which is gone from %s "
+                           "(take the lab down)" % (name, image["key"], machine.cache_dir()))
+        entry["machine"] = None
+        entry["box"] = kernel.spawn_box(name, self._log(name),
+                                        **machine.box_options(disk, image))
+        entry["crashed"] = False
+        self._save(state)
+        self._wire_node(state, entry)
+        if info is None:
+            info = machine.init_disk(name, disk, entry["box"]["pid"], image,
+                                     machine.ensure_lab_key(self.dir))
+        entry["host_key"] = info["host_key"]
+        entry["mgmt_ip"] = machine.mgmt_ip(state["mgmt"], entry["index"])
+        entry["machine"] = machine.start(name, entry["box"]["pid"],
+                                         machine.cgroup_dirs(state["mgmt"], name), image,
+                                         self._log(name))
+        self._save(state)
+
+    def _wait_booted(self, entry):
+        """A machine node is up when its sshd answers."""
+        if entry.get("kind") == machine.KIND:
+            machine.wait_ssh(entry["name"], entry["mgmt_ip"], entry)
 
     def _wire_node(self, state, entry):
         """Link a live node to the underlay and to every bridge network (only what is missing)."""
@@ -222,9 +315,9 @@ class Lab:
                             % (i, NODE_UNDERLAY_IF, _mac(NODE_MAC_PREFIX, i, 0), pid),
                             "link set n%d-ul master %s up" % (i, UNDERLAY_BRIDGE)]
             node_cmds += ["link set lo up",
-                          "addr add %s/%d dev %s" % (entry["tunnel_ip"], model.UNDERLAY.prefixlen,
-                                                     NODE_UNDERLAY_IF),
+                          "addr add %s dev %s" % (entry["tunnel_cidr"], NODE_UNDERLAY_IF),
                           "link set %s up" % NODE_UNDERLAY_IF]
+        routes = _onlink_routes(entry["tunnel_cidr"], state["underlay"])
         node_links = kernel.link_names(pid)
         for net in self._bridge_networks(state):
             j = net["index"]
@@ -241,7 +334,9 @@ class Lab:
             node_cmds += ["link set %s master %s up" % (uplink, net["bridge"]),
                           "link set %s up" % net["bridge"]]
         kernel.ip_batch(switch_pid, switch_cmds)
-        kernel.ip_batch(pid, node_cmds)
+        kernel.ip_batch(pid, node_cmds + routes)
+        if entry.get("kind") == machine.KIND:
+            machine.wire_mgmt(state["mgmt"], i, pid)
 
     # ---- endpoints ---------------------------------------------------------------
     def _ensure_endpoints(self, state, topology):
@@ -287,9 +382,9 @@ class Lab:
             switch_cmds += ["link add e%d-ul type veth peer name %s address %s netns %d"
                             % (k, NODE_UNDERLAY_IF, _mac(ENDPOINT_MAC_PREFIX, k, 0), pid),
                             "link set e%d-ul master %s up" % (k, UNDERLAY_BRIDGE)]
-            cmds += ["addr add %s/%d dev %s" % (spec["vtep_ip"], model.UNDERLAY.prefixlen,
-                                                NODE_UNDERLAY_IF),
+            cmds += ["addr add %s dev %s" % (spec["vtep_cidr"], NODE_UNDERLAY_IF),
                      "link set %s up" % NODE_UNDERLAY_IF]
+            cmds += _onlink_routes(spec["vtep_cidr"], spec["underlay"])
         routes = []
         for attachment in spec["attachments"]:
             net = state["networks"][attachment["network"]]
@@ -325,30 +420,44 @@ class Lab:
 
     # ---- fragment ----------------------------------------------------------------
     def _write_fragment(self, state):
-        hosts = {}
-        for name in state["node_order"]:
-            entry = state["nodes"][name]
-            box = entry["box"]
-            alive = bool(box) and not entry["crashed"] and kernel.is_alive(box["pid"], box["start"])
-            hosts[name] = {
-                "ansible_connection": "community.docker.nsenter",
-                # A dead node gets pid 0, so Ansible can never enter a reused pid.
-                "ansible_nsenter_pid": box["pid"] if alive else 0,
-                "ansible_python_interpreter": sys.executable,
-                "l3ha_tunnel_ip": entry["tunnel_ip"],
-            }
+        """Connection variables of the nodes, in a group of the lab's own: membership of
+        the nodes group comes from the user's inventory, which is always passed too."""
         vteps = {}
         for name, net in sorted(state["networks"].items()):
             if net["type"] != "vxlan":
                 continue
             vteps[name] = [e["spec"]["vtep_ip"] for e in state["endpoints"].values()
                            if any(a["network"] == name for a in e["spec"]["attachments"])]
-        fragment = {"all": {"children": {state["group"]: {
-            "hosts": hosts,
-            "vars": {"l3ha_lab": True, "l3ha_vxlan_remote_vteps": vteps}}}}}
+        hosts, known_hosts = {}, []
+        for name in state["node_order"]:
+            entry = state["nodes"][name]
+            if entry.get("kind") == machine.KIND:
+                hostvars = machine.fragment_vars(self.dir, name, entry["mgmt_ip"],
+                                                 machine.ensure_lab_key(self.dir))
+                if entry.get("host_key"):
+                    known_hosts.append((entry["mgmt_ip"], entry["host_key"]))
+            else:
+                box = entry["box"]
+                alive = bool(box) and not entry["crashed"] and kernel.is_alive(
+                    box["pid"], box["start"])
+                hostvars = {
+                    "ansible_connection": "community.docker.nsenter",
+                    # A dead node gets pid 0, so Ansible can never enter a reused pid.
+                    "ansible_nsenter_pid": box["pid"] if alive else 0,
+                    "ansible_python_interpreter": sys.executable,
+                }
+            # What the lab decided about its networks (host variables: they win over the
+            # user's group variables).
+            hostvars.update(l3ha_tunnel_ip=entry["tunnel_ip"],
+                            l3ha_vxlan_remote_vteps=copy.deepcopy(vteps))  # no YAML aliases
+            hosts[name] = hostvars
+        if state["kind"] == machine.KIND:
+            machine.write_known_hosts(self.dir, known_hosts)
+        fragment = {"all": {"children": {FRAGMENT_GROUP: {"hosts": hosts}}}}
         tmp = self.fragment_path + ".tmp"
         with open(tmp, "w") as handle:
-            handle.write("# Written by l3ha-lab up/boot: how Ansible reaches the lab's nodes.\n")
+            handle.write("# Written by l3ha-lab up/boot: how Ansible reaches the lab's nodes.\n"
+                         "# Pass it after your inventory: -i INVENTORY -i %s\n" % self.fragment_path)
             yaml.safe_dump(fragment, handle, default_flow_style=False, sort_keys=False)
         os.rename(tmp, self.fragment_path)
 
@@ -359,34 +468,63 @@ class Lab:
         return state["nodes"][name]
 
     def crash(self, name):
-        """SIGKILL the node's PID 1: the kernel ends everything in it at once."""
+        """SIGKILL the node's PID 1 (a machine's container, then its box): the kernel ends
+        everything in it at once, with the links and namespaces of its network."""
         with self._locked():
             state = self._require()
             entry = self._node(state, name)
-            if entry["box"]:
-                kernel.kill_box(entry["box"])
-            entry["crashed"] = True
+            self._power_off(state, entry)
             self._save(state)
             self._write_fragment(state)
-        if entry["box"]:
-            kernel.wait_gone([entry["box"]["pid"]], timeout=5.0)
+
+    def _power_off(self, state, entry):
+        """Everything of the node ends now; returns when its processes are gone."""
+        if entry.get("kind") == machine.KIND:
+            machine.close_ssh_masters(self.dir, entry["name"])
+            machine.power_off(entry)
+        records = machine.records(entry) + ([entry["box"]] if entry["box"] else [])
+        pids = [p for r in records for p in kernel.kill_box(r)]
+        entry["crashed"] = True
+        left = kernel.wait_gone(pids, timeout=10.0)
+        if left:
+            raise LabError("node %s: processes did not end: %s" % (entry["name"], left))
+        if entry.get("kind") == machine.KIND:
+            machine.remove_cgroups(state["mgmt"], entry["name"])
 
     def boot(self, name):
-        """A fresh node (new /run, no processes), same disk directories and links."""
+        """A fresh node (new /run, no processes), same disk and links. A machine node
+        boots its systemd again; this returns once its sshd answers."""
         with self._locked():
             state = self._require()
             entry = self._node(state, name)
-            box = entry["box"]
-            if box and kernel.is_alive(box["pid"], box["start"]):
+            if self._node_alive(entry):
                 raise LabError("node %s is running; crash it first" % name)
-            if box:
-                kernel.wait_gone(kernel.kill_box(box), timeout=5.0)
-                self._wait_ports_gone(state, entry)
-            try:
-                self._boot_node(state, entry)
-            finally:
-                self._save(state)
-                self._write_fragment(state)
+            self._power_off(state, entry)   # what is left, e.g. the box of a powered-off machine
+            self._boot_again(state, entry)
+
+    def reboot(self, name, timeout=120.0):
+        """A machine node runs `systemctl reboot` (its units stop in order), then starts
+        again, as a real host's firmware would: new box (kernel state is lost), same disk.
+        A namespace node has no init to stop anything: crash, then boot."""
+        with self._locked():
+            state = self._require()
+            entry = self._node(state, name)
+            if not self._node_alive(entry):
+                raise LabError("node %s is not running (use `boot`)" % name)
+            if entry.get("kind") == machine.KIND:
+                machine.close_ssh_masters(self.dir, name)
+                machine.reboot(name, entry, timeout)
+            self._power_off(state, entry)
+            self._boot_again(state, entry)
+
+    def _boot_again(self, state, entry):
+        self._wait_ports_gone(state, entry)
+        try:
+            self._boot_node(state, entry)
+            self._wait_booted(entry)
+        finally:
+            self._save(state)
+            self._write_fragment(state)
 
     def _wait_ports_gone(self, state, entry, timeout=5.0):
         """The kernel removes a dead node's veth peers asynchronously; wait for it."""
@@ -396,6 +534,8 @@ class Lab:
             if time.monotonic() > deadline:
                 raise LabError("node %s: its old switch ports did not go away" % entry["name"])
             time.sleep(0.01)
+        if entry.get("kind") == machine.KIND:
+            machine.wait_port_gone(state["mgmt"], entry["index"], timeout)
 
     def link(self, name, network, up):
         """Cut (up=False) or restore one node's link to one network ('ha' = underlay)."""
@@ -440,7 +580,12 @@ class Lab:
     def box_pid(self, name, state=None):
         state = state or self._require()
         if name in state["nodes"]:
-            box = state["nodes"][name]["box"]
+            entry = state["nodes"][name]
+            box = entry["box"]
+            if entry.get("kind") == machine.KIND:
+                if not self._node_alive(entry):
+                    raise LabError("%s is not running (crashed? use `boot`)" % name)
+                return entry["machine"]["pid1"]["pid"]
         elif name in state["endpoints"]:
             box = state["endpoints"][name]["box"]
         elif name == SWITCH:
@@ -453,8 +598,13 @@ class Lab:
         return box["pid"]
 
     def exec_argv(self, name, argv):
-        """The argv that runs a command inside a node or endpoint."""
-        return kernel.nsenter_argv(self.box_pid(name)) + list(argv)
+        """The argv that runs a command inside a node or endpoint (a machine node: in its
+        container, with a clean environment)."""
+        state = self._require()
+        pid = self.box_pid(name, state)
+        if name in state["nodes"] and state["nodes"][name].get("kind") == machine.KIND:
+            return machine.exec_argv(pid, argv)
+        return kernel.nsenter_argv(pid) + list(argv)
 
     def run(self, name, argv, check=False, timeout=None, **kwargs):
         """subprocess.run of a command inside a node or endpoint (text, output captured)."""
@@ -467,10 +617,13 @@ class Lab:
         nodes = []
         for name in state["node_order"]:
             entry = state["nodes"][name]
-            box = entry["box"] or {}
-            nodes.append({"name": name, "pid": box.get("pid"),
-                          "alive": kernel.is_alive(box.get("pid"), box.get("start")),
-                          "tunnel_ip": entry["tunnel_ip"]})
+            alive = self._node_alive(entry)
+            pid = (entry["box"] or {}).get("pid")
+            if entry.get("kind") == machine.KIND:
+                pid = (entry.get("machine") or {}).get("pid1", {}).get("pid")
+            nodes.append({"name": name, "kind": entry["kind"], "pid": pid if alive else None,
+                          "alive": alive, "tunnel_ip": entry["tunnel_ip"],
+                          "mgmt_ip": entry.get("mgmt_ip")})
         endpoints = []
         for name, entry in sorted(state["endpoints"].items(), key=lambda kv: kv[1]["index"]):
             box = entry["box"] or {}
@@ -480,8 +633,9 @@ class Lab:
                 "vtep_ip": entry["spec"]["vtep_ip"],
                 "networks": {a["network"]: a["addresses"] for a in entry["spec"]["attachments"]},
             })
-        return {"lab_dir": self.dir, "fragment": self.fragment_path,
-                "inventories": state["inventories"], "nodes": nodes, "endpoints": endpoints,
+        return {"lab_dir": self.dir, "fragment": self.fragment_path, "kind": state["kind"],
+                "mgmt": state["mgmt"], "inventories": state["inventories"], "nodes": nodes,
+                "endpoints": endpoints,
                 "cuts": [{"node": n, "network": w} for n, w in state["cuts"]]}
 
     # ---- probes --------------------------------------------------------------------
@@ -549,8 +703,9 @@ class Lab:
     def down(self):
         """Remove everything of the lab. Works after crashes and half-done `up`s."""
         with self._locked():
-            state = self._load()
+            state = self._load_current()
             records = self._records(state) if state else []
+            machine.close_ssh_masters(self.dir)
             pids = []
             for record in records:
                 pids += kernel.kill_box(record)
@@ -563,6 +718,9 @@ class Lab:
             if state:
                 for path in reversed(state.get("created_dirs", [])):
                     _remove_mountpoint_dir(path)
+                if state["mgmt"]:
+                    machine.remove_cgroups(state["mgmt"])
+                    machine.remove_bridge(state["mgmt"])
         shutil.rmtree(self.dir, ignore_errors=True)
         host.release(self.dir)
         # Dead is not gone: the box parents (unshare) and probes are orphans, which the
@@ -583,6 +741,12 @@ class Lab:
 
 
 REAP_TIMEOUT = 15
+
+
+def _onlink_routes(own_cidr, prefixes):
+    """One switch, several subnets (mapped tunnel IPs): the others are on-link too."""
+    own = str(ipaddress.ip_interface(own_cidr).network)
+    return ["route replace %s dev %s" % (p, NODE_UNDERLAY_IF) for p in prefixes if p != own]
 
 
 def _remove_mountpoint_dir(path):

@@ -16,6 +16,9 @@ from l3ha_lab.collection import defaults, vocabulary
 as_list = vocabulary.as_list
 
 UNDERLAY = ipaddress.ip_network("192.0.2.0/24")
+# A tunnel IP outside UNDERLAY is used as it is, on the same switch: its /24 (IPv4) or
+# /64 (IPv6) is on-link on every underlay NIC of the lab.
+MAPPED_PREFIXLEN = {4: 24, 6: 64}
 RESERVED_IFNAMES = ("lo", "ul0")  # and uplink<N>: the node's ports
 UNDERLAY_NAME = "ha"          # `link NODE ha down` cuts the underlay
 FIRST_NODE_HOST = 11          # nodes get 192.0.2.11, .12, ...
@@ -128,23 +131,65 @@ def build_topology(listing):
     if not isinstance(routers, list):
         raise LabError("inventory: l3ha_routers must be a list")
 
-    nodes = _build_nodes(node_names, hostvars, errors)
-    networks = _build_networks(networks_in, routers, errors)
+    notes = []
+    nodes = _build_nodes(node_names, hostvars, errors, notes)
+    networks = _build_networks(networks_in, routers, errors, notes)
     if errors:
         raise LabError("inventory errors:\n  " + "\n  ".join(errors))
+    _check_underlay_overlaps(nodes, networks, errors)
     endpoints = _build_endpoints(networks, routers, errors)
     if errors:
         raise LabError("inventory errors:\n  " + "\n  ".join(errors))
-    _assign_vteps(endpoints, networks)
+    _assign_vteps(endpoints, networks, nodes)
+    underlay = underlay_prefixes([n["tunnel_cidr"] for n in nodes]
+                                 + [e["vtep_cidr"] for e in endpoints if e["vtep_cidr"]])
+    for endpoint in endpoints:
+        endpoint["underlay"] = underlay if endpoint["vtep_ip"] else []
     return {
         "group": group,
         "nodes": nodes,
         "networks": networks,
         "endpoints": endpoints,
+        "underlay": underlay,
+        "notes": notes,
     }
 
 
-def _build_nodes(node_names, hostvars, errors):
+def underlay_prefix(address):
+    """The on-link prefix of an underlay address: UNDERLAY, or the /24 (/64) around it."""
+    address = ipaddress.ip_address(address)
+    if address in UNDERLAY:
+        return UNDERLAY
+    return ipaddress.ip_interface("%s/%d" % (address, MAPPED_PREFIXLEN[address.version])).network
+
+
+def underlay_prefixes(cidrs):
+    """The distinct on-link prefixes of these underlay addresses (with prefix), in order."""
+    found = []
+    for cidr in cidrs:
+        network = str(ipaddress.ip_interface(cidr).network)
+        if network not in found:
+            found.append(network)
+    return found
+
+
+def _check_underlay_overlaps(nodes, networks, errors):
+    """Client VTEPs hold a network's addresses and the underlay in one namespace."""
+    prefixes = {}
+    for node in nodes:
+        prefix = underlay_prefix(node["tunnel_ip"])
+        if prefix != UNDERLAY:  # checked with the cidrs, whoever uses it
+            prefixes.setdefault(str(prefix), node["name"])
+    for name, net in networks.items():
+        for cidr in net["cidrs"]:
+            parsed = ipaddress.ip_network(cidr)
+            for prefix, node in prefixes.items():
+                if parsed.overlaps(ipaddress.ip_network(prefix)):
+                    errors.append("network %s: cidr %s overlaps the lab underlay %s (l3ha_tunnel_ip "
+                                  "of node %s)" % (name, parsed, prefix, node))
+
+
+def _build_nodes(node_names, hostvars, errors, notes):
     nodes = []
     taken = {}
     for name in node_names:
@@ -170,10 +215,14 @@ def _build_nodes(node_names, hostvars, errors):
         if node["tunnel_ip"] is None:
             continue
         address = _ip(node["tunnel_ip"])
-        if address is None or address not in UNDERLAY or "/" in str(node["tunnel_ip"]):
-            errors.append("node %s: l3ha_tunnel_ip %r must be an address in %s (the lab underlay)"
-                          % (node["name"], node["tunnel_ip"], UNDERLAY))
+        if address is None or "/" in str(node["tunnel_ip"]):
+            errors.append("node %s: l3ha_tunnel_ip %r must be an IP address"
+                          % (node["name"], node["tunnel_ip"]))
             continue
+        if address not in UNDERLAY:
+            notes.append("node %s: l3ha_tunnel_ip %s is outside the lab underlay %s; the lab gives "
+                         "it to the node's ul0 on its own switch (%s on-link)"
+                         % (node["name"], address, UNDERLAY, underlay_prefix(address)))
         if str(address) in taken:
             errors.append("node %s: l3ha_tunnel_ip %s is also used by node %s"
                           % (node["name"], address, taken[str(address)]))
@@ -191,10 +240,14 @@ def _build_nodes(node_names, hostvars, errors):
         node["tunnel_ip"] = str(UNDERLAY[next_host])
         taken[node["tunnel_ip"]] = node["name"]
         next_host += 1
+    if not errors:
+        for node in nodes:
+            node["tunnel_cidr"] = "%s/%d" % (node["tunnel_ip"],
+                                             underlay_prefix(node["tunnel_ip"]).prefixlen)
     return nodes
 
 
-def _build_networks(networks_in, routers, errors):
+def _build_networks(networks_in, routers, errors, notes):
     gateway_networks = set()
     for index, router in enumerate(routers):
         gateway = (router or {}).get("gateway") or {}
@@ -223,7 +276,13 @@ def _build_networks(networks_in, routers, errors):
             errors.append("network %s: type must be bridge or vxlan, got %r" % (name, kind))
         if name == UNDERLAY_NAME:
             errors.append("network %s: the name is reserved for the lab's underlay" % name)
-        for cidr in as_list(spec.get("cidr")):
+        cidrs = as_list(spec.get("cidr"))
+        if not cidrs:
+            cidrs = _router_subnets(name, routers)
+            if cidrs:
+                notes.append("network %s: no cidr in the inventory; the lab uses %s (the subnets "
+                             "of the routers' addresses on it)" % (name, ", ".join(cidrs)))
+        for cidr in cidrs:
             try:
                 parsed = ipaddress.ip_network(str(cidr), strict=True)
             except ValueError as exc:
@@ -246,6 +305,28 @@ def _build_networks(networks_in, routers, errors):
     for name in sorted(gateway_networks - set(networks)):
         errors.append("routers: gateway.network %s is not in l3ha_networks" % name)
     return networks
+
+
+def _router_subnets(network, routers):
+    """Subnets of the routers' addresses (with prefix) on a network, in order."""
+    subnets = []
+    for router in routers:
+        router = router or {}
+        gateway = router.get("gateway") or {}
+        addresses = as_list(gateway.get("address")) if gateway.get("network") == network else []
+        for interface in router.get("interfaces") or []:
+            if (interface or {}).get("network") == network:
+                addresses += as_list(interface.get("address"))
+        for text in addresses:
+            if "/" not in str(text):
+                continue
+            try:
+                subnet = str(ipaddress.ip_interface(str(text)).network)
+            except ValueError:
+                continue  # the collection names the bad address; the lab needs none of it
+            if subnet not in subnets:
+                subnets.append(subnet)
+    return subnets
 
 
 def _router_label(index, router):
@@ -347,13 +428,19 @@ def _routes_back(index, router, networks, errors):
     return routes
 
 
-def _assign_vteps(endpoints, networks):
-    """Endpoints on vxlan networks are VTEPs on the underlay, like compute hosts."""
+def _assign_vteps(endpoints, networks, nodes):
+    """Endpoints on vxlan networks are VTEPs on the underlay, like compute hosts: in the
+    subnet of the first node's tunnel IP (UNDERLAY unless it was mapped), from .201 on."""
+    prefix = underlay_prefix(nodes[0]["tunnel_ip"]) if nodes else UNDERLAY
+    taken = {n["tunnel_ip"] for n in nodes}
     next_host = FIRST_VTEP_HOST
     for endpoint in endpoints:
-        endpoint["vtep_ip"] = None
+        endpoint["vtep_ip"] = endpoint["vtep_cidr"] = None
         if any(networks[a["network"]]["type"] == "vxlan" for a in endpoint["attachments"]):
-            endpoint["vtep_ip"] = str(UNDERLAY[next_host])
+            while str(prefix[next_host]) in taken:
+                next_host += 1
+            endpoint["vtep_ip"] = str(prefix[next_host])
+            endpoint["vtep_cidr"] = "%s/%d" % (endpoint["vtep_ip"], prefix.prefixlen)
             next_host += 1
 
 

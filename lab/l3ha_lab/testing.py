@@ -32,6 +32,7 @@ import time
 
 from l3ha_lab import kernel
 from l3ha_lab.collection import defaults, vocabulary
+from l3ha_lab.machine import OWNER_ALIAS
 from l3ha_lab.model import LabError
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -478,7 +479,7 @@ class HostSnapshot:
     @classmethod
     def take(cls, owned_by=None):
         netns = os.listdir("/run/netns") if os.path.isdir("/run/netns") else []
-        return cls(netns, os.listdir("/sys/class/net"), _mounts(), _lab_processes(owned_by))
+        return cls(netns, _links(owned_by), _mounts(), _lab_processes(owned_by))
 
     def leaks_since(self, before):
         """{kind: [what this snapshot holds that `before` did not]}, only kinds with any."""
@@ -500,6 +501,22 @@ class HostSnapshot:
     def from_json(cls, text):
         data = json.loads(text)
         return cls(data["netns"], data["links"], data["mounts"], data["processes"])
+
+
+def _links(owned_by=None):
+    """Links of the host's network namespace; with `owned_by`, not those another lab made
+    (machine labs mark their host links with ifalias l3ha-lab:<lab directory>)."""
+    found = []
+    for name in os.listdir("/sys/class/net"):
+        try:
+            with open("/sys/class/net/%s/ifalias" % name) as handle:
+                alias = handle.read().strip()
+        except OSError:
+            alias = ""
+        owner = alias[len(OWNER_ALIAS):] if alias.startswith(OWNER_ALIAS) else None
+        if owned_by is None or owner is None or any(owner.startswith(p) for p in owned_by):
+            found.append(name)
+    return found
 
 
 def _mounts():

@@ -6,8 +6,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
-from l3ha_lab import Lab, LabError, host, model, probe  # on sys.path through conftest.py
+from l3ha_lab import Lab, LabError, host, kernel, model, probe  # on sys.path through conftest.py
 from l3ha_lab.testing import (CONFIG_DIR, PYTHON, REPO, RUN_DIR, VENV_BIN, HostSnapshot, namespace_of, process_exists,
                               wait_until)
 from lab_helpers import DEFAULT_INVENTORY, LAB_DIR_PREFIX
@@ -114,7 +115,7 @@ def test_topology_reports_every_bad_field_at_once():
                 "ha": {"type": "bridge", "bridge": "br-ha", "cidr": "192.0.2.128/25"},
                 "d": {"type": "bridge", "bridge": "br-ha"},
                 "e": {"type": "bridge", "bridge": "ul0"}}
-    listing = _listing(networks, [], extra_vars={"l3ha_tunnel_ip": "10.9.9.9"})
+    listing = _listing(networks, [], extra_vars={"l3ha_tunnel_ip": "10.9.9.9/24"})
     with pytest.raises(LabError) as caught:
         model.build_topology(listing)
     message = str(caught.value)
@@ -133,6 +134,53 @@ def test_topology_names_the_router_with_a_gateway_ip_outside_the_network():
                                             "gateway_ip": "198.51.100.1"}}]
     with pytest.raises(LabError, match="router edge: gateway.gateway_ip"):
         model.build_topology(_listing(networks, routers))
+
+
+def test_topology_derives_a_missing_cidr_from_the_routers_addresses():
+    networks = {"ext": {"type": "bridge", "bridge": "br-ex"},
+                "tn": {"type": "vxlan", "vni": 7}, "spare": {"type": "vxlan", "vni": 8}}
+    routers = [{"name": "r1", "gateway": {"network": "ext", "address": "203.0.113.10/24",
+                                          "gateway_ip": "203.0.113.1"},
+                "interfaces": [{"network": "tn", "address": "10.0.0.1/24"},
+                               {"network": "tn", "address": "fd00:1::1/64"}]},
+               {"name": "r2", "interfaces": [{"network": "tn", "address": "10.0.1.1/24"}]}]
+    topology = model.build_topology(_listing(networks, routers))
+    cidrs = {name: net["cidrs"] for name, net in topology["networks"].items()}
+    assert cidrs == {"ext": ["203.0.113.0/24"], "tn": ["10.0.0.0/24", "fd00:1::/64", "10.0.1.0/24"],
+                     "spare": []}
+    endpoints = {e["name"]: e for e in topology["endpoints"]}
+    assert endpoints["upstream"]["attachments"][0]["addresses"] == ["203.0.113.1/24"]
+    assert endpoints["client-tn"]["attachments"][0]["addresses"] == [
+        "10.0.0.2/24", "fd00:1::2/64", "10.0.1.2/24"]
+    assert [n for n in topology["notes"] if n.startswith("network ")] == [
+        "network ext: no cidr in the inventory; the lab uses 203.0.113.0/24 (the subnets of the "
+        "routers' addresses on it)",
+        "network tn: no cidr in the inventory; the lab uses 10.0.0.0/24, fd00:1::/64, 10.0.1.0/24 "
+        "(the subnets of the routers' addresses on it)"]
+
+
+def test_topology_maps_tunnel_ips_outside_the_underlay_onto_it():
+    listing = _listing({"tn": {"type": "vxlan", "vni": 7, "cidr": "10.0.0.0/24"}}, [],
+                       hosts=("a", "b", "c"))
+    hostvars = listing["_meta"]["hostvars"]
+    hostvars["a"]["l3ha_tunnel_ip"] = "10.30.0.11"
+    hostvars["b"]["l3ha_tunnel_ip"] = "10.30.0.201"   # where a client VTEP would go
+    topology = model.build_topology(listing)
+    assert [n["tunnel_cidr"] for n in topology["nodes"]] == [
+        "10.30.0.11/24", "10.30.0.201/24", "192.0.2.11/24"]
+    client = {e["name"]: e for e in topology["endpoints"]}["client-tn"]
+    assert client["vtep_cidr"] == "10.30.0.202/24"    # the first node's subnet, a free address
+    assert topology["underlay"] == ["10.30.0.0/24", "192.0.2.0/24"]
+    assert client["underlay"] == topology["underlay"]
+    assert topology["notes"] == [
+        "node %s: l3ha_tunnel_ip %s is outside the lab underlay 192.0.2.0/24; the lab gives it to "
+        "the node's ul0 on its own switch (10.30.0.0/24 on-link)" % (node, address)
+        for node, address in (("a", "10.30.0.11"), ("b", "10.30.0.201"))]
+    # a network in a mapped subnet would share a client VTEP's namespace with the underlay
+    hostvars["a"]["l3ha_tunnel_ip"] = "10.0.0.11"
+    with pytest.raises(LabError, match=r"network tn: cidr 10.0.0.0/24 overlaps the lab underlay "
+                                       r"10.0.0.0/24 \(l3ha_tunnel_ip of node a\)"):
+        model.build_topology(listing)
 
 
 def test_probe_summary_counts_the_outage_until_the_last_send():
@@ -352,6 +400,82 @@ def test_ansible_reaches_the_nodes_through_the_fragment(lab):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "net1 | CHANGED | rc=0 | (stdout) net1" in proc.stdout
     assert "net2 | CHANGED | rc=0 | (stdout) net2" in proc.stdout
+
+
+def test_group_membership_comes_from_the_users_inventory(lab, tmp_path):
+    """The fragment only says how to reach the lab's nodes: a node the user's inventory
+    takes out of the nodes group is out of it, although the lab still runs it."""
+    user = yaml.safe_load(Path(DEFAULT_INVENTORY).read_text())
+    group = user["all"]["children"]["l3ha_network_nodes"]
+    del group["hosts"]["net2"]
+    user["all"]["children"]["spare"] = {"hosts": {"net2": None}}
+    path = tmp_path / "inventory.yml"
+    path.write_text(yaml.safe_dump(user))
+    listing = json.loads(subprocess.run(
+        [os.path.join(VENV_BIN, "ansible-inventory"), "--list", "-i", str(path), "-i",
+         lab.fragment_path], capture_output=True, text=True, check=True).stdout)
+    assert listing["l3ha_network_nodes"]["hosts"] == ["net1"]
+    assert listing["l3ha_lab_nodes"]["hosts"] == ["net1", "net2"]
+    fragment = yaml.safe_load(Path(lab.fragment_path).read_text())
+    assert list(fragment["all"]["children"]) == ["l3ha_lab_nodes"]
+    assert set(fragment["all"]["children"]["l3ha_lab_nodes"]) == {"hosts"}
+    for hostvars in fragment["all"]["children"]["l3ha_lab_nodes"]["hosts"].values():
+        assert set(hostvars) == {"ansible_connection", "ansible_nsenter_pid",
+                                 "ansible_python_interpreter", "l3ha_tunnel_ip",
+                                 "l3ha_vxlan_remote_vteps"}
+
+
+def test_reboot_of_a_namespace_node_is_crash_and_boot(lab):
+    try:
+        sh(lab, "net2", "echo kept > %s && ip netns add %s" % (DISK, namespace_of("reboot")))
+        old = lab.box_pid("net2")
+        lab.reboot("net2")
+        assert lab.box_pid("net2") != old and kernel.start_time(old) is None
+        assert sh(lab, "net2", "cat %s" % DISK).stdout == "kept\n"
+        assert sh(lab, "net2", "ip netns list").stdout.strip() == ""
+        assert pings(lab, "net1", "192.0.2.12")
+        assert "ansible_nsenter_pid: %d" % lab.box_pid("net2") in Path(lab.fragment_path).read_text()
+    finally:
+        if not lab.status()["nodes"][1]["alive"]:
+            lab.boot("net2")
+        sh(lab, "net2", "rm -f %s" % DISK, check=False)
+
+
+def _readme_real_hosts_inventory():
+    """The inventory of README.md's "Using the collection on real hosts", as written there."""
+    readme = Path(REPO, "README.md").read_text()
+    section = readme.split("## Using the collection on real hosts", 1)[1]
+    block = next(b for b in section.split("```yaml\n")[1:] if "l3ha_network_nodes" in b)
+    return yaml.safe_load(block.split("```", 1)[0])
+
+
+@pytest.mark.parametrize("variant", ["as written", "one tunnel IP left out"])
+def test_the_readme_real_hosts_inventory_comes_up(lab_factory, tmp_path, variant):
+    inventory = _readme_real_hosts_inventory()
+    hosts = inventory["all"]["children"]["l3ha_network_nodes"]["hosts"]
+    assert hosts["net1"]["l3ha_tunnel_ip"] == "10.30.0.11"   # outside the lab's 192.0.2.0/24
+    if variant != "as written":
+        del hosts["net2"]["l3ha_tunnel_ip"]       # then it is on the lab's own subnet
+    path = tmp_path / "inventory.yml"
+    path.write_text(yaml.safe_dump(inventory))
+    lab = lab_factory([str(path)])
+    tunnel = {n["name"]: n["tunnel_ip"] for n in lab.status()["nodes"]}
+    expected = {"net1": "10.30.0.11", "net2": "10.30.0.12" if variant == "as written" else "192.0.2.11"}
+    assert tunnel == expected
+    assert any(n.startswith("node net1: l3ha_tunnel_ip 10.30.0.11 is outside") for n in lab.notes)
+    assert any(n.startswith("network ext: no cidr") for n in lab.notes)
+    assert "inet 10.30.0.11/24 " in sh(lab, "net1", "ip -o addr show dev ul0").stdout
+    # the nodes reach each other and the client VTEP (in net1's subnet) on the one switch
+    vtep = {e["name"]: e["vtep_ip"] for e in lab.status()["endpoints"]}["client-private"]
+    assert vtep == "10.30.0.201"
+    for source, target in (("net1", expected["net2"]), ("net2", expected["net1"]),
+                           ("net2", vtep), ("client-private", expected["net2"])):
+        assert pings(lab, source, target), "%s -> %s" % (source, target)
+    assert "203.0.113.1/24" in sh(lab, "upstream", "ip -o addr").stdout
+    fragment = yaml.safe_load(Path(lab.fragment_path).read_text())
+    net1 = fragment["all"]["children"]["l3ha_lab_nodes"]["hosts"]["net1"]
+    assert net1["l3ha_tunnel_ip"] == "10.30.0.11"
+    assert net1["l3ha_vxlan_remote_vteps"] == {"private": [vtep]}
 
 
 # ---- inventory formats and down ------------------------------------------------------
