@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from ansible_collections.l3ha.routers.plugins.module_utils import _node, _segments, _supervisor
+from ansible_collections.l3ha.routers.plugins.module_utils import _node, _node_input, _segments, _supervisor
 from ansible_collections.l3ha.routers.plugins.module_utils._changes import Changes
 from ansible_collections.l3ha.routers.plugins.module_utils._facts import parse_state, router_facts
 from ansible_collections.l3ha.routers.plugins.module_utils._files import (
@@ -122,7 +122,7 @@ SEGMENTS = {"ha": {"type": "vxlan", "vni": 2000, "bridge": "brq-1", "device": "v
 def errors_of(routers, segments=None, local_ip="192.0.2.11", root=None):
     segments = SEGMENTS if segments is None else segments
     errors = Errors()
-    _node.validate_routers(routers, segments, errors)
+    _node_input.validate_routers(routers, segments, errors)
     root = root or FakeSpace(links=[Link(2, "br-ex", kind="bridge")])
     _segments.validate_segments(segments, local_ip, root, errors)
     return errors.messages
