@@ -12,7 +12,7 @@ import socket
 
 from ansible_collections.l3ha.routers.plugins.module_utils._files import read_text, sha256_text
 from ansible_collections.l3ha.routers.plugins.module_utils._netlink import list_namespaces
-from ansible_collections.l3ha.routers.plugins.module_utils._node import as_written, read_record, router_file_texts
+from ansible_collections.l3ha.routers.plugins.module_utils._router_files import as_written, read_record, router_file_texts
 from ansible_collections.l3ha.routers.plugins.module_utils._supervisor import keepalived_pid
 from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import (
     ALWAYS_RENDERED, CONFIG_CHECKSUM, DRAINED_MARKER, ROUTERS_SUBDIR, STATE_FILE, VRRP_STATES, namespace_of, router_of,

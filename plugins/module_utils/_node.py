@@ -13,7 +13,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
 import os
 
 from ansible_collections.l3ha.routers.plugins.module_utils._changes import Changes
@@ -37,12 +36,14 @@ from ansible_collections.l3ha.routers.plugins.module_utils._supervisor import (
     systemd_unit, wait_for_pid,
 )
 from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import (
-    LINK_MARKER, NAMESPACE_PREFIX, PORT_PREFIXES, RECORD_FILE, ROUTER_FILES,
+    LINK_MARKER, NAMESPACE_PREFIX, PORT_PREFIXES, ROUTER_FILES,
 )
 from ansible_collections.l3ha.routers.plugins.module_utils._node_input import validate_routers
-from ansible_collections.l3ha.routers.plugins.module_utils._validate import Errors, router_name_problem
+from ansible_collections.l3ha.routers.plugins.module_utils._router_files import (
+    file_mode, restore_unchanged_files, router_files,
+)
+from ansible_collections.l3ha.routers.plugins.module_utils._validate import Errors
 
-FILE_MODES = ROUTER_FILES
 # keepalived processes being started at once: each holds a file until it runs, and a
 # node taking 1000 routers must neither run out of files nor start them all in one burst.
 START_BATCH = 50
@@ -102,81 +103,6 @@ class _Quiet(object):
 
 
 # ---------------------------------------------------------------- helpers
-
-def router_record(router):
-    """What router.json holds: the planned values router_facts reads back."""
-    return {
-        'name': router['name'],
-        'tenant': router.get('tenant'),
-        'ha': router.get('ha', True),
-        'vrid': router.get('vrid'),
-        'segment': router.get('segment'),
-        'ha_address': router.get('ha_address'),
-        'ha_vip': router.get('ha_vip'),
-        'priority': router.get('priority'),
-        'peers': router.get('peers') or [],
-        'metadata': router.get('metadata') or {},
-        # What the files were rendered from and what was written: a later run whose
-        # inputs are the same may send no files (see restore_unchanged_files).
-        'inputs': router.get('inputs'),
-        'files': dict((fname, sha256_text(text)) for fname, text in sorted((router.get('files') or {}).items())),
-    }
-
-
-def router_file_texts(config_dir, name):
-    """{file name: text} of the router's files the node has."""
-    directory = router_config_dir(config_dir, name)
-    texts = dict((fname, read_text(os.path.join(directory, fname))) for fname in FILE_MODES)
-    return dict((fname, text) for fname, text in texts.items() if text is not None)
-
-
-def as_written(files, record):
-    """Whether ``files`` are exactly what ``record`` says was written (no hand edit, no
-    removed or extra file)."""
-    written = record.get('files')
-    return (isinstance(written, dict) and bool(written) and set(files) == set(written)
-            and all(sha256_text(text) == written[fname] for fname, text in files.items()))
-
-
-def read_record(config_dir, name):
-    """router.json of a router as a dict ({} when missing or unreadable)."""
-    text = read_text(os.path.join(router_config_dir(config_dir, name), RECORD_FILE))
-    try:
-        record = json.loads(text) if text else {}
-    except ValueError:
-        return {}
-    return record if isinstance(record, dict) else {}
-
-
-def restore_unchanged_files(routers, config_dir):
-    """Give routers sent without ``files`` (same ``inputs`` as last time) the files the node has.
-
-    Returns the names of those routers whose files cannot be trusted (inputs differ, or a
-    file was changed by hand): the controller must render them. Reads only.
-    """
-    stale = []
-    for router in routers:
-        name, inputs = router.get('name'), router.get('inputs')
-        if router.get('files') is not None or not inputs or not isinstance(name, str) or router_name_problem(name):
-            continue  # rendered, or bad input that validation reports
-        record = read_record(config_dir, name)
-        files = router_file_texts(config_dir, name) if record.get('inputs') == inputs else None
-        if files is not None and as_written(files, record):
-            router['files'] = files
-        else:
-            stale.append(name)
-    return stale
-
-
-def router_files(router):
-    files = dict(router['files'])
-    files[RECORD_FILE] = json.dumps(router_record(router), indent=2, sort_keys=True) + '\n'
-    return files
-
-
-def file_mode(fname):
-    return FILE_MODES.get(fname, 0o600)
-
 
 def port_spec(router, port, segments):
     namespace = NAMESPACE_PREFIX + router['name']
@@ -426,7 +352,7 @@ class NodeReconciler(object):
             ensure_dir(os.path.join(self.config_dir, 'routers'), 0o700)
             ensure_dir(directory, 0o700)
         files = router_files(router)
-        for fname in sorted(set(FILE_MODES) - set(files)):
+        for fname in sorted(set(ROUTER_FILES) - set(files)):
             # a file the plan no longer has (e.g. no nftables rules any more)
             path = os.path.join(directory, fname)
             if os.path.exists(path):

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from ansible_collections.l3ha.routers.plugins.module_utils import _node, _node_input, _segments, _supervisor
+from ansible_collections.l3ha.routers.plugins.module_utils import _node, _node_input, _router_files, _segments, _supervisor
 from ansible_collections.l3ha.routers.plugins.module_utils._changes import Changes
 from ansible_collections.l3ha.routers.plugins.module_utils._facts import parse_state, router_facts
 from ansible_collections.l3ha.routers.plugins.module_utils._files import (
@@ -348,7 +348,7 @@ def test_file_drift_content_and_mode(tmp_path):
 
 
 def test_router_json_holds_planned_values_and_metadata():
-    record = json.loads(_node.router_files(router())["router.json"])
+    record = json.loads(_router_files.router_files(router())["router.json"])
     assert (record["tenant"], record["vrid"], record["segment"], record["ha_address"]) == \
         ("t", 1, "ha", "169.254.192.1/18")
     assert record["metadata"] == {"k": "v"}
@@ -401,7 +401,7 @@ def test_parse_state(text, expected):
 def test_router_facts_from_files(tmp_path):
     config = tmp_path / "etc" / "routers" / "r1"
     config.mkdir(parents=True)
-    (config / "router.json").write_text(json.dumps(_node.router_record(router())))
+    (config / "router.json").write_text(json.dumps(_router_files.router_record(router())))
     (config / "keepalived.conf").write_text("conf\n")
     run = tmp_path / "run" / "routers" / "r1"
     run.mkdir(parents=True)
@@ -483,7 +483,7 @@ def written_router(tmp_path, **change):
     entry = router(inputs="in-1", files={"keepalived.conf": "conf\n", "notify.sh": "#!/bin/sh\n"}, **change)
     directory = tmp_path / "routers" / entry["name"]
     directory.mkdir(parents=True)
-    for fname, text in _node.router_files(entry).items():
+    for fname, text in _router_files.router_files(entry).items():
         (directory / fname).write_text(text)
     return entry, directory
 
@@ -497,10 +497,10 @@ def sent_without_files(entry, inputs="in-1"):
 def test_unchanged_inputs_keep_the_nodes_files(tmp_path):
     entry, _directory = written_router(tmp_path)
     sent = sent_without_files(entry)
-    assert _node.restore_unchanged_files([sent], str(tmp_path)) == []
+    assert _router_files.restore_unchanged_files([sent], str(tmp_path)) == []
     assert sent["files"] == entry["files"]
     # the record it would write is the one on the node: no drift from the cache itself
-    assert _node.router_files(sent) == _node.router_files(entry)
+    assert _router_files.router_files(sent) == _router_files.router_files(entry)
 
 
 @pytest.mark.parametrize("spoil", ["hand edit", "removed file", "extra file", "other inputs", "old record"])
@@ -520,7 +520,7 @@ def test_files_that_cannot_be_kept_are_named_for_rendering(tmp_path, spoil):
         del record["inputs"], record["files"]
         (directory / "router.json").write_text(json.dumps(record))
     sent = sent_without_files(entry, inputs)
-    assert _node.restore_unchanged_files([sent], str(tmp_path)) == ["r1"]
+    assert _router_files.restore_unchanged_files([sent], str(tmp_path)) == ["r1"]
     assert "files" not in sent
 
 
