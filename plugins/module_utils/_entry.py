@@ -171,7 +171,7 @@ def _remove_pair(end_space, peer_space, params, changes, check_mode):
 
 
 def run_ha_routers(module):
-    from ansible_collections.l3ha.routers.plugins.module_utils._node import reconcile
+    from ansible_collections.l3ha.routers.plugins.module_utils._reconciler import reconcile
     require_pyroute2(module)
     # The whole plan of the node would travel back in the invocation (megabytes at 1000
     # routers, for every run): the routers are named there instead.

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from ansible_collections.l3ha.routers.plugins.module_utils import _node, _node_input, _router_files, _segments, _supervisor
+from ansible_collections.l3ha.routers.plugins.module_utils import _node_input, _reconciler, _router_files, _segments, _supervisor
 from ansible_collections.l3ha.routers.plugins.module_utils._changes import Changes
 from ansible_collections.l3ha.routers.plugins.module_utils._facts import parse_state, router_facts
 from ansible_collections.l3ha.routers.plugins.module_utils._files import (
@@ -311,7 +311,7 @@ def test_exclusive_addresses_keep_ipv6_link_local():
 
 def test_router_port_spec_owns_only_the_ha_address():
     r = router()
-    ha, qg = (_node.port_spec(r, port, SEGMENTS) for port in r["ports"])
+    ha, qg = (_reconciler.port_spec(r, port, SEGMENTS) for port in r["ports"])
     assert ha.addresses == ["169.254.192.1/18"] and ha.exclusive_addresses is False
     assert qg.addresses is None
     assert (ha.peer_master, qg.peer_master) == ("brq-1", "br-ex")
@@ -437,12 +437,12 @@ def legacy_router(**change):
 
 def test_router_without_keepalived_is_valid_and_owns_its_addresses():
     assert errors_of([legacy_router()]) == []
-    qg = _node.port_spec(legacy_router(), legacy_router()["ports"][0], SEGMENTS)
+    qg = _reconciler.port_spec(legacy_router(), legacy_router()["ports"][0], SEGMENTS)
     assert qg.addresses == ["203.0.113.13/24"] and qg.exclusive_addresses is True
 
 
 def test_static_routes_of_a_router_without_keepalived():
-    assert [repr(r) for r in _node.static_routes(legacy_router())] == [
+    assert [repr(r) for r in _reconciler.static_routes(legacy_router())] == [
         "0.0.0.0/0 via 203.0.113.1 dev qg-00000002",
         "::/0 via 2001:db8::1 dev qg-00000002",
         "10.9.0.0/16 via 10.0.2.254",
@@ -461,12 +461,12 @@ def test_static_route_errors(change, expected):
 
 def test_static_route_drift_compares_device_only_when_planned():
     space = FakeSpace("qrouter-r2", [Link(2, "qg-00000002", kind="veth")])
-    planned = _node.static_routes(legacy_router(gateway={}))  # 10.9.0.0/16 via 10.0.2.254, any device
-    space.routes = lambda: [_node.Route("10.9.0.0/16", "10.0.2.254", "qr-x"), _node.Route("10.8.0.0/16", "10.0.2.1")]
+    planned = _reconciler.static_routes(legacy_router(gateway={}))  # 10.9.0.0/16 via 10.0.2.254, any device
+    space.routes = lambda: [_reconciler.Route("10.9.0.0/16", "10.0.2.254", "qr-x"), _reconciler.Route("10.8.0.0/16", "10.0.2.1")]
     removed, added = [], []
     space.delete_route, space.add_route = removed.append, added.append
     changes = Changes("router r2")
-    _node.ensure_static_routes(space, legacy_router(gateway={}), changes, check_mode=False)
+    _reconciler.ensure_static_routes(space, legacy_router(gateway={}), changes, check_mode=False)
     assert [repr(r) for r in removed] == ["10.8.0.0/16 via 10.0.2.1"] and added == []
     assert planned and changes.lines()[0].startswith("routes: ")
 
@@ -534,13 +534,13 @@ def test_router_sent_without_files_passes_validation_only_with_inputs():
 def test_stale_router_makes_the_reconciler_change_nothing(tmp_path, monkeypatch):
     entry, directory = written_router(tmp_path)
     (directory / "keepalived.conf").write_text("edited\n")
-    reconciler = _node.NodeReconciler({"routers": [sent_without_files(entry)], "segments": SEGMENTS,
+    reconciler = _reconciler.NodeReconciler({"routers": [sent_without_files(entry)], "segments": SEGMENTS,
                                        "config_dir": str(tmp_path), "run_dir": str(tmp_path / "run"),
                                        "state_dir": str(tmp_path / "state")})
     root = FakeSpace()
     root.close = lambda: None
-    monkeypatch.setattr(_node, "Namespace", lambda name: root)
-    monkeypatch.setattr(_node, "validate_segments", lambda *args: None)
+    monkeypatch.setattr(_reconciler, "Namespace", lambda name: root)
+    monkeypatch.setattr(_reconciler, "validate_segments", lambda *args: None)
     monkeypatch.setattr(reconciler, "_reconcile", lambda root: pytest.fail("reconciled a stale router"))
     result = reconciler.run()
     assert (result["render"], result["changed"], result["diff"]) == (["r1"], False, [])
@@ -557,16 +557,16 @@ def test_router_facts_report_inputs_only_while_files_are_as_written(tmp_path):
 # ---------------------------------------------------------------- node limits
 
 def test_node_limits_are_raised_never_lowered(monkeypatch):
-    values = {key: str(floor // 2) for key, floor in _node.NODE_SYSCTL_FLOORS}
-    values[_node.NODE_SYSCTL_FLOORS[0][0]] = str(_node.NODE_SYSCTL_FLOORS[0][1] * 4)  # already higher
-    del values[_node.NODE_SYSCTL_FLOORS[1][0]]  # absent: a container, a lab node
+    values = {key: str(floor // 2) for key, floor in _reconciler.NODE_SYSCTL_FLOORS}
+    values[_reconciler.NODE_SYSCTL_FLOORS[0][0]] = str(_reconciler.NODE_SYSCTL_FLOORS[0][1] * 4)  # already higher
+    del values[_reconciler.NODE_SYSCTL_FLOORS[1][0]]  # absent: a container, a lab node
     written = {}
-    monkeypatch.setattr(_node, "read_sysctl", values.get)
-    monkeypatch.setattr(_node, "write_sysctl", written.__setitem__)
+    monkeypatch.setattr(_reconciler, "read_sysctl", values.get)
+    monkeypatch.setattr(_reconciler, "write_sysctl", written.__setitem__)
     changes = Changes("node")
-    _node.NodeReconciler({"config_dir": "/x", "run_dir": "/x", "state_dir": "/x"})._ensure_node_sysctls(changes)
-    assert written == dict(_node.NODE_SYSCTL_FLOORS[2:])
-    assert len(changes.lines()) == len(_node.NODE_SYSCTL_FLOORS) - 2
+    _reconciler.NodeReconciler({"config_dir": "/x", "run_dir": "/x", "state_dir": "/x"})._ensure_node_sysctls(changes)
+    assert written == dict(_reconciler.NODE_SYSCTL_FLOORS[2:])
+    assert len(changes.lines()) == len(_reconciler.NODE_SYSCTL_FLOORS) - 2
 
 
 def test_the_lab_raises_the_same_host_limits_as_the_reconciler():
@@ -574,7 +574,7 @@ def test_the_lab_raises_the_same_host_limits_as_the_reconciler():
         "lab_host", os.path.join(os.path.dirname(__file__), "..", "..", "lab", "l3ha_lab", "host.py"))
     lab_host = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(lab_host)
-    assert tuple(lab_host.FLOORS) == tuple(_node.NODE_SYSCTL_FLOORS)
+    assert tuple(lab_host.FLOORS) == tuple(_reconciler.NODE_SYSCTL_FLOORS)
 
 
 def test_the_lean_link_parser_decodes_every_attribute_the_segments_compare():
