@@ -21,7 +21,7 @@ from ansible_collections.l3ha.routers.plugins.module_utils._files import (
 )
 from ansible_collections.l3ha.routers.plugins.module_utils._netlink import (
     RT_PROTO_KERNEL, RT_TABLE_LOCAL, Namespace, NetlinkError, Route, create_namespace, delete_namespace, entered,
-    is_ipv6_link_local, list_namespaces, namespace_inode, normalize_cidr, read_sysctl, write_sysctl,
+    is_ipv6_link_local, list_namespaces, normalize_cidr, read_sysctl, write_sysctl,
 )
 from ansible_collections.l3ha.routers.plugins.module_utils._ports import (
     AbsentSpace, VethSpec, ensure_veth,
@@ -29,24 +29,16 @@ from ansible_collections.l3ha.routers.plugins.module_utils._ports import (
 from ansible_collections.l3ha.routers.plugins.module_utils._segments import (
     ensure_segment, marker, segment_links, validate_segments,
 )
-from ansible_collections.l3ha.routers.plugins.module_utils._supervisor import (
-    CONNTRACKD_CHECKSUM, SupervisorError, conntrackd_argv, conntrackd_namespaces, keepalived_argv, keepalived_pid,
-    namespace_pids, reload_keepalived, remove_pid_files, router_config_dir, router_run_dir, run_in,
-    start_conntrackd, start_keepalived, stop_conntrackd, stop_leftovers, stop_process, systemd_command,
-    systemd_unit, wait_for_pid,
-)
-from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import (
-    LINK_MARKER, NAMESPACE_PREFIX, PORT_PREFIXES, ROUTER_FILES,
-)
 from ansible_collections.l3ha.routers.plugins.module_utils._node_input import validate_routers
+from ansible_collections.l3ha.routers.plugins.module_utils._processes import RouterProcesses
+from ansible_collections.l3ha.routers.plugins.module_utils._supervisor import SupervisorError, run_in
+from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import (
+    LINK_MARKER, NAMESPACE_PREFIX, PORT_PREFIXES, ROUTER_FILES, router_config_dir, router_run_dir,
+)
 from ansible_collections.l3ha.routers.plugins.module_utils._router_files import (
     file_mode, restore_unchanged_files, router_files,
 )
 from ansible_collections.l3ha.routers.plugins.module_utils._validate import Errors
-
-# keepalived processes being started at once: each holds a file until it runs, and a
-# node taking 1000 routers must neither run out of files nor start them all in one burst.
-START_BATCH = 50
 
 # Router-wide sysctls, checked on every run (Neutron learned each through a bug):
 # forwarding; binding VIPs before they arrive (nonlocal_bind); answering ARP only for
@@ -187,18 +179,18 @@ class NodeReconciler(object):
         self.segments = params.get('segments') or {}
         self.local_ip = params.get('local_ip')
         self.purge = bool(params.get('purge'))
-        self.supervisor = params.get('supervisor') or 'reconciler'
         self.config_dir = params['config_dir']
         self.run_dir = params['run_dir']
         self.state_dir = params['state_dir']
-        self.keepalived_bin = params.get('keepalived_bin') or 'keepalived'
         self.nft_bin = params.get('nft_bin') or 'nft'
-        self.conntrackd_bin = params.get('conntrackd_bin') or 'conntrackd'
-        self.systemctl_bin = params.get('systemctl_bin') or 'systemctl'
+        self.processes = RouterProcesses(
+            params.get('supervisor') or 'reconciler', self.config_dir, self.run_dir,
+            keepalived_bin=params.get('keepalived_bin') or 'keepalived',
+            conntrackd_bin=params.get('conntrackd_bin') or 'conntrackd',
+            systemctl_bin=params.get('systemctl_bin') or 'systemctl')
         self.check_mode = check_mode
-        self.failures = []
-        self.started = []  # keepalived processes started, not yet seen alive
-        self._conntrackd = None  # {namespace inode: [pid]}, scanned once per run
+        # one broken router must not stop the others: its problem is kept, the module fails at the end
+        self.failures = self.processes.failures
 
     @property
     def drained(self):
@@ -244,7 +236,7 @@ class NodeReconciler(object):
                 self.failures.append('router %s: %s' % (router['name'], exc))
             result['routers'][router['name']] = changes.result()
             diffs.extend(changes.diffs())
-        self._wait_started()
+        self.processes.wait_started()
         if self.purge:
             for name, changes in self.purge_routers(root, existing):
                 result['purged'].append(name)
@@ -396,59 +388,41 @@ class NodeReconciler(object):
         """conntrackd runs with the router's conntrackd.conf (restarted when it changed), or not at all."""
         name = router['name']
         content = router['files'].get('conntrackd.conf')
-        run = router_run_dir(self.run_dir, name)
+        processes = self.processes
         if content is None:
-            # only a router that had conntrackd is looked for (no /proc scan otherwise)
-            if not created and os.path.exists(os.path.join(run, CONNTRACKD_CHECKSUM)):
-                changes.add('conntrackd', 'running' if self._conntrackd_running(namespace) else 'stopped',
-                            'absent')
+            if not created and processes.had_conntrackd(name):
+                changes.add('conntrackd', 'running' if processes.conntrackd_running(name) else 'stopped', 'absent')
                 if not self.check_mode:
-                    stop_conntrackd(namespace, self.run_dir, name)
+                    processes.stop_conntrackd(name)
             return
-        running = not created and self._conntrackd_running(namespace)
-        checksum_path = os.path.join(self._run_dir(router), CONNTRACKD_CHECKSUM)
+        running = not created and processes.conntrackd_running(name)
+        self._run_dir(router)
         wanted = sha256_text(content)
-        loaded = (read_text(checksum_path) or '').strip() or None
+        loaded = processes.conntrackd_config(name)
         if running and loaded == wanted:
             return
         if running:
-            # conntrackd has no reload: a new config means a restart
             changes.add('conntrackd.config', loaded[:12] if loaded else 'unknown', wanted[:12])
         else:
             changes.add('conntrackd', 'stopped', 'running')
-        if self.check_mode:
-            return
-        stop_conntrackd(namespace, self.run_dir, name)
-        start_conntrackd(namespace, conntrackd_argv(name, self.config_dir, self.conntrackd_bin))
-        write_atomic(checksum_path, wanted + '\n', 0o600, durable=False)
-
-    def _conntrackd_running(self, namespace):
-        if self._conntrackd is None:
-            self._conntrackd = conntrackd_namespaces()
-        try:
-            return bool(self._conntrackd.get(namespace_inode(namespace)))
-        except OSError:
-            return False
+        if not self.check_mode:
+            processes.restart_conntrackd(name, wanted)
 
     def _ensure_no_keepalived(self, router, namespace, changes):
         """A router that became non-HA: its keepalived goes."""
-        pid = keepalived_pid(self.run_dir, router['name'], namespace)
-        if pid is None:
+        if self.processes.keepalived_pid(router['name']) is None:
             return
         changes.add('keepalived', 'running', 'stopped')
         if not self.check_mode:
-            if self.supervisor == 'systemd':
-                run_in(None, [self.systemctl_bin, 'stop', systemd_unit(router['name'])],
-                       'systemd for router %s' % router['name'])
-            stop_leftovers(namespace, self.run_dir, router['name'])
+            self.processes.stop_keepalived(router['name'])
 
     def _ensure_keepalived(self, space, router, namespace, created, drained, changes):
         name = router['name']
-        run = self._run_dir(router)
-        checksum_path = os.path.join(run, 'config.sha256')
+        processes = self.processes
+        self._run_dir(router)
         wanted = sha256_text(router['files']['keepalived.conf'])
-        loaded = (read_text(checksum_path) or '').strip() or None
-        pid = None if created else keepalived_pid(self.run_dir, name, namespace)
+        loaded = processes.keepalived_config(name)
+        pid = None if created else processes.keepalived_pid(name)
         if pid is None and drained:
             return  # the drain playbook stopped it on purpose
         config_changed = loaded != wanted
@@ -460,36 +434,11 @@ class NodeReconciler(object):
             return
         if self.check_mode:
             return
-        if pid is None and created:
-            remove_pid_files(self.run_dir, name)
-        elif pid is None:
-            stop_leftovers(namespace, self.run_dir, name)
-            clear_leftovers(space, router)
-        if self.supervisor == 'systemd':
-            command = systemd_command(name, pid is not None, config_changed, self.systemctl_bin)
-            run_in(None, command, 'systemd for router %s' % name)
-        elif pid is None:
-            started = start_keepalived(namespace, keepalived_argv(name, self.config_dir, self.run_dir,
-                                                                  self.keepalived_bin))
-            # waited for in batches, so the starts overlap but stay bounded
-            self.started.append((name, namespace, started, checksum_path, wanted))
-            if len(self.started) >= START_BATCH:
-                self._wait_started()
-            return
-        else:
-            reload_keepalived(pid)
-        write_atomic(checksum_path, wanted + '\n', 0o600, durable=False)
-
-    def _wait_started(self):
-        started_now, self.started = self.started, []
-        for name, namespace, started, checksum_path, wanted in started_now:
-            try:
-                started.wait()
-                wait_for_pid(self.run_dir, name, namespace)
-            except SupervisorError as exc:
-                self.failures.append('router %s: %s' % (name, exc))
-                continue
-            write_atomic(checksum_path, wanted + '\n', 0o600, durable=False)
+        if pid is None:
+            processes.clear_keepalived(name, created)
+            if not created:
+                clear_leftovers(space, router)
+        processes.run_keepalived(name, pid, config_changed, wanted)
 
     # purge
     def owned_namespaces(self, root):
@@ -525,10 +474,7 @@ class NodeReconciler(object):
 
     def remove_router(self, name, namespace, present):
         if present:
-            if self.supervisor == 'systemd':
-                run_in(None, [self.systemctl_bin, 'stop', systemd_unit(name)], 'systemd for router %s' % name)
-            for pid in namespace_pids(namespace):
-                stop_process(pid)
+            self.processes.stop_all(name)
             with Namespace(namespace) as space:
                 # deleting our end removes the root-side peer with it
                 for link in list(space.links().values()):

@@ -1,11 +1,11 @@
 # -*- coding: utf-8 -*-
 # Copyright: l3ha.routers contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""keepalived processes (one per router, in its namespace) and nftables loading.
+"""Low-level process helpers of the node side: command lines, pid files, /proc scans, signals.
 
-Two supervisors: `reconciler` starts keepalived itself (it daemonizes), `systemd`
-asks systemctl for `l3ha-keepalived@<router>.service`, whose unit (written by the role)
-runs the same command line from `keepalived_argv`.
+Private to the collection. keepalived and conntrackd run one per router, inside its
+namespace; `_processes.RouterProcesses` decides what to start, reload or stop, under
+either supervisor, with these. `run_in` runs short commands (nft, systemctl).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -24,7 +24,6 @@ from ansible_collections.l3ha.routers.plugins.module_utils._netlink import (
 )
 from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import (
     CONNTRACKD_CHECKSUM, CONNTRACKD_CONF, KEEPALIVED_CONF, KEEPALIVED_PID, VRRP_PID, router_config_dir, router_run_dir,
-    systemd_unit,
 )
 
 START_TIMEOUT = 10.0
@@ -93,15 +92,6 @@ def stop_conntrackd(namespace, run_dir, name):
     for pid in conntrackd_pids(namespace):
         stop_process(pid)
     remove_run_files(run_dir, name, ('conntrackd.lock', 'conntrackd.ctl', CONNTRACKD_CHECKSUM))
-
-
-def systemd_command(name, running, config_changed, systemctl='systemctl'):
-    """systemctl argv for the wanted action, or None when nothing is to be done."""
-    if not running:
-        return [systemctl, 'start', systemd_unit(name)]
-    if config_changed:
-        return [systemctl, 'reload', systemd_unit(name)]
-    return None
 
 
 def read_pid(path):

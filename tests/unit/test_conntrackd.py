@@ -16,7 +16,7 @@ from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar
 
 from ansible_collections.l3ha.routers.plugins.action import ha_routers
-from ansible_collections.l3ha.routers.plugins.module_utils import _reconciler
+from ansible_collections.l3ha.routers.plugins.module_utils import _processes, _reconciler
 from ansible_collections.l3ha.routers.plugins.module_utils._changes import Changes
 from test_planner_helpers import ok, router, run
 from test_templates import TEMPLATES, full_router, keepalived_test, render, single_router
@@ -202,10 +202,10 @@ class FakeDaemons(object):
         self.running = set(running)
         self.scans = 0
         self.calls = []
-        monkeypatch.setattr(_reconciler, "namespace_inode", lambda namespace: namespace)
-        monkeypatch.setattr(_reconciler, "conntrackd_namespaces", self.scan)
-        monkeypatch.setattr(_reconciler, "start_conntrackd", self.start)
-        monkeypatch.setattr(_reconciler, "stop_conntrackd", self.stop)
+        monkeypatch.setattr(_processes, "namespace_inode", lambda namespace: namespace)
+        monkeypatch.setattr(_processes, "conntrackd_namespaces", self.scan)
+        monkeypatch.setattr(_processes, "start_conntrackd", self.start)
+        monkeypatch.setattr(_processes, "stop_conntrackd", self.stop)
 
     def scan(self):
         self.scans += 1

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from ansible_collections.l3ha.routers.plugins.module_utils import _node_input, _reconciler, _router_files, _segments, _supervisor
+from ansible_collections.l3ha.routers.plugins.module_utils import _node_input, _processes, _reconciler, _router_files, _segments, _supervisor
 from ansible_collections.l3ha.routers.plugins.module_utils._changes import Changes
 from ansible_collections.l3ha.routers.plugins.module_utils._facts import parse_state, router_facts
 from ansible_collections.l3ha.routers.plugins.module_utils._files import (
@@ -372,7 +372,7 @@ def test_keepalived_argv_is_built_in_one_place():
     (True, False, None),
 ])
 def test_systemd_command_choice(running, config_changed, expected):
-    assert _supervisor.systemd_command("r1", running, config_changed) == expected
+    assert _processes.systemd_command("r1", running, config_changed) == expected
 
 
 def test_keepalived_pid_rejects_a_pid_that_is_not_keepalived(tmp_path):
