@@ -531,3 +531,10 @@ def read_sysctl(key):
 def write_sysctl(key, value):
     with open(sysctl_path(key), 'w') as handle:
         handle.write(str(value))
+
+
+def write_sysctls(namespace, values):
+    """Write (key, value) sysctls inside `namespace` (None: the one this thread is in)."""
+    with entered(namespace):
+        for key, value in values:
+            write_sysctl(key, value)

@@ -3,10 +3,14 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The node reconciler: makes every router of one node match its plan in one call.
 
-Per router it owns the namespace, its sysctls, the veth ports, the `ha-` address, the
-files in `<config_dir>/routers/<name>/`, the nftables ruleset and the keepalived
-process. One code path for check and apply: each difference is recorded in a
-`Changes`, and only the writes are skipped in check mode.
+Private to the collection. Per router it owns the namespace, its sysctls, the veth
+ports, the `ha-` address, the files in `<config_dir>/routers/<name>/`, the nftables
+ruleset and, through `RouterProcesses`, keepalived and conntrackd. Per node: the
+segments, the kernel limits, purge. One code path for check and apply: each step finds
+the differences and queues their mutations in a `Changes`; `Changes.commit` applies the
+queue of each router (segment, node) right after it is computed, unless in check mode.
+A step that depends on an earlier one is computed against what the earlier one makes
+(the ports of a namespace created in this run: an empty `NewNamespace`).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -14,31 +18,29 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+from functools import partial
 
-from ansible_collections.l3ha.routers.plugins.module_utils._changes import Changes
-from ansible_collections.l3ha.routers.plugins.module_utils._files import (
-    ensure_dir, file_drift, read_text, remove_tree, sha256_text, write_atomic,
-)
+from ansible_collections.l3ha.routers.plugins.module_utils._changes import Changes, Unrecorded
+from ansible_collections.l3ha.routers.plugins.module_utils._files import read_text, remove_tree, sha256_text, write_atomic
 from ansible_collections.l3ha.routers.plugins.module_utils._netlink import (
     RT_PROTO_KERNEL, RT_TABLE_LOCAL, Namespace, NetlinkError, Route, create_namespace, delete_namespace, entered,
-    is_ipv6_link_local, list_namespaces, normalize_cidr, read_sysctl, write_sysctl,
+    is_ipv6_link_local, list_namespaces, normalize_cidr, read_sysctl, write_sysctl, write_sysctls,
 )
-from ansible_collections.l3ha.routers.plugins.module_utils._ports import (
-    AbsentSpace, VethSpec, ensure_veth,
+from ansible_collections.l3ha.routers.plugins.module_utils._node_input import validate_routers
+from ansible_collections.l3ha.routers.plugins.module_utils._ports import NewNamespace, VethSpec, ensure_veth
+from ansible_collections.l3ha.routers.plugins.module_utils._processes import RouterProcesses
+from ansible_collections.l3ha.routers.plugins.module_utils._router_files import (
+    ensure_router_dir, ensure_router_files, restore_unchanged_files,
 )
 from ansible_collections.l3ha.routers.plugins.module_utils._segments import (
     ensure_segment, marker, segment_links, validate_segments,
 )
-from ansible_collections.l3ha.routers.plugins.module_utils._node_input import validate_routers
-from ansible_collections.l3ha.routers.plugins.module_utils._processes import RouterProcesses
 from ansible_collections.l3ha.routers.plugins.module_utils._supervisor import SupervisorError, run_in
-from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import (
-    LINK_MARKER, NAMESPACE_PREFIX, PORT_PREFIXES, ROUTER_FILES, router_config_dir, router_run_dir,
-)
-from ansible_collections.l3ha.routers.plugins.module_utils._router_files import (
-    file_mode, restore_unchanged_files, router_files,
-)
 from ansible_collections.l3ha.routers.plugins.module_utils._validate import Errors
+from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import (
+    CONNTRACKD_CONF, DRAINED_MARKER, KEEPALIVED_CONF, LINK_MARKER, NFTABLES_CHECKSUM, NFTABLES_RULES, PORT_PREFIXES,
+    ROUTERS_SUBDIR, namespace_of, router_config_dir, router_of, router_run_dir,
+)
 
 # Router-wide sysctls, checked on every run (Neutron learned each through a bug):
 # forwarding; binding VIPs before they arrive (nonlocal_bind); answering ARP only for
@@ -86,18 +88,11 @@ NODE_SYSCTL_FLOORS = (
 )
 
 
-class _Quiet(object):
-    def add(self, *args):
-        pass
 
-    def add_file(self, *args):
-        pass
-
-
-# ---------------------------------------------------------------- helpers
+# ---------------------------------------------------------------- per-router steps
 
 def port_spec(router, port, segments):
-    namespace = NAMESPACE_PREFIX + router['name']
+    namespace = namespace_of(router['name'])
     is_ha = port['kind'] == 'ha'
     if not router.get('ha', True):
         # no keepalived: every address of the router is ours
@@ -135,17 +130,21 @@ def _same_route(planned, actual):
             and planned.device in (None, actual.device))
 
 
-def ensure_static_routes(space, router, changes, check_mode):
+def ensure_static_routes(space, router, changes, replaced=()):
+    """Routes of a router without keepalived; those through `replaced` ports go with them (no
+    longer current: the ports are deleted or recreated in this run)."""
     wanted = static_routes(router)
-    current = space.routes()
+    current = [route for route in space.routes() if route.device not in replaced]
     missing = [r for r in wanted if not any(_same_route(r, a) for a in current)]
     extra = [a for a in current if not any(_same_route(r, a) for r in wanted)]
     if not missing and not extra:
         return
     changes.add('routes', sorted(repr(r) for r in current),
-                sorted(repr(r) for r in current if r not in extra) + sorted(repr(r) for r in missing))
-    if check_mode:
-        return
+                sorted(repr(r) for r in current if r not in extra) + sorted(repr(r) for r in missing),
+                apply=partial(_set_routes, space, extra, missing))
+
+
+def _set_routes(space, extra, missing):
     for route in extra:
         space.delete_route(route)
     for route in missing:
@@ -194,7 +193,7 @@ class NodeReconciler(object):
 
     @property
     def drained(self):
-        return os.path.exists(os.path.join(self.state_dir, 'drained'))
+        return os.path.exists(os.path.join(self.state_dir, DRAINED_MARKER))
 
     def run(self):
         """Validate everything, then reconcile segments, routers, and purge. Returns the result."""
@@ -219,10 +218,12 @@ class NodeReconciler(object):
         node_changes = Changes('node')
         self._ensure_state_dir_private(node_changes)
         self._ensure_node_sysctls(node_changes)
+        node_changes.commit(self.check_mode)
         diffs.extend(node_changes.diffs())
         for name in sorted(self.segments):
             changes = Changes('segment %s' % name)
-            ensure_segment(root, name, self.segments[name], self.local_ip, changes, self.check_mode)
+            ensure_segment(root, name, self.segments[name], self.local_ip, changes)
+            changes.commit(self.check_mode)
             result['segments'][name] = changes.result()
             diffs.extend(changes.diffs())
         existing = set(list_namespaces())
@@ -232,17 +233,18 @@ class NodeReconciler(object):
             try:
                 self.reconcile_router(root, router, existing, drained, changes)
             except (OSError, NetlinkError, SupervisorError) as exc:
-                # one broken router must not stop the others; the module fails at the end
                 self.failures.append('router %s: %s' % (router['name'], exc))
             result['routers'][router['name']] = changes.result()
             diffs.extend(changes.diffs())
         self.processes.wait_started()
         if self.purge:
-            for name, changes in self.purge_routers(root, existing):
+            for name, changes in self.purge_routers():
+                changes.commit(self.check_mode)
                 result['purged'].append(name)
                 diffs.extend(changes.diffs())
             purge_changes = Changes('root links')
             self.purge_links(root, result['purged'], purge_changes)
+            purge_changes.commit(self.check_mode)
             result['purged_links'] = purge_changes.lines()
             diffs.extend(purge_changes.diffs())
         result['changed'] = bool(diffs)
@@ -256,9 +258,7 @@ class NodeReconciler(object):
             current = read_sysctl(key)
             if current is None or int(current) >= floor:
                 continue
-            changes.add('sysctl ' + key.replace('/', '.'), current, str(floor))
-            if not self.check_mode:
-                write_sysctl(key, floor)
+            changes.add('sysctl ' + key.replace('/', '.'), current, str(floor), apply=partial(write_sysctl, key, floor))
 
     def _ensure_state_dir_private(self, changes):
         """The state directory, where it exists, is root's alone like the config and run ones."""
@@ -267,209 +267,183 @@ class NodeReconciler(object):
         except OSError:
             return
         if mode != 0o700:
-            changes.add('%s.mode' % self.state_dir, '%04o' % mode, '0700')
-            if not self.check_mode:
-                os.chmod(self.state_dir, 0o700)
+            changes.add('%s.mode' % self.state_dir, '%04o' % mode, '0700', apply=partial(os.chmod, self.state_dir, 0o700))
 
     # one router
     def reconcile_router(self, root, router, existing, drained, changes):
-        name = router['name']
-        namespace = NAMESPACE_PREFIX + name
+        """Find every difference of one router, then apply them in order (unless in check mode)."""
+        namespace = namespace_of(router['name'])
         created = namespace not in existing
-        if created:
-            changes.add('namespace', None, namespace)
-            if not self.check_mode:
-                create_namespace(namespace)
-        space = AbsentSpace(namespace) if created and self.check_mode else Namespace(namespace)
+        ha = router.get('ha', True)
+        space = NewNamespace(namespace) if created else Namespace(namespace)
         try:
-            # details of a namespace created now are part of 'created'
-            detail = _Quiet() if created else changes
-            ha = router.get('ha', True)
-            if not (created and self.check_mode):
-                self._ensure_sysctls(namespace, created, ha, detail)
-            self._ensure_loopback(space, detail)
-            self._ensure_ports(root, space, router, changes)
-            if not ha and not isinstance(space, AbsentSpace):
-                ensure_static_routes(space, router, changes, self.check_mode)
-            self._ensure_files(router, changes)
-            self._ensure_nftables(router, namespace, created, changes)
+            if created:
+                changes.add('namespace', None, namespace, apply=partial(self._create_namespace, space, ha))
+            else:
+                self._ensure_sysctls(namespace, ha, changes)
+                self._ensure_loopback(space, changes)
+            replaced = self._ensure_ports(root, space, router, changes)
+            if not ha:
+                ensure_static_routes(space, router, changes, replaced)
+            ensure_router_files(self.config_dir, router, changes)
+            self._ensure_nftables(router, created, changes)
             # before keepalived: its first transition already talks to conntrackd
-            self._ensure_conntrackd(router, namespace, created, changes)
-            if 'keepalived.conf' in router['files']:
-                self._ensure_keepalived(space, router, namespace, created, drained, changes)
+            self._ensure_conntrackd(router, created, changes)
+            if KEEPALIVED_CONF in router['files']:
+                self._ensure_keepalived(space, router, created, drained, changes)
             elif not created:
-                self._ensure_no_keepalived(router, namespace, changes)
+                self._ensure_no_keepalived(router, changes)
+            changes.commit(self.check_mode)
         finally:
-            if not isinstance(space, AbsentSpace):
-                space.close()
+            space.close()
 
-    def _ensure_sysctls(self, namespace, created, ha, changes):
+    def _create_namespace(self, space, ha):
+        """Create the router's namespace; its sysctls and `lo` are part of 'created'."""
+        create_namespace(space.name)
+        space.open()
+        details = Unrecorded()
+        if ha:
+            details.then(partial(write_sysctls, space.name, CREATION_SYSCTLS))
+        self._ensure_sysctls(space.name, ha, details)
+        self._ensure_loopback(space, details)
+        details.apply()
+
+    def _ensure_sysctls(self, namespace, ha, changes):
+        # without keepalived no notify script switches IPv6 forwarding: always on
+        wanted = NAMESPACE_SYSCTLS + (() if ha else NON_HA_SYSCTLS)
         with entered(namespace):
-            if created and not self.check_mode and ha:
-                for key, value in CREATION_SYSCTLS:
-                    write_sysctl(key, value)
-            # without keepalived no notify script switches IPv6 forwarding: always on
-            for key, value in NAMESPACE_SYSCTLS + (() if ha else NON_HA_SYSCTLS):
-                current = read_sysctl(key)
-                if current is not None and current != value:
-                    changes.add('sysctl ' + key.split('/', 1)[1], current, value)
-                    if not self.check_mode:
-                        write_sysctl(key, value)
+            found = [(key, read_sysctl(key), value) for key, value in wanted]
+        writes = []
+        for key, current, value in found:
+            if current is not None and current != value:
+                changes.add('sysctl ' + key.split('/', 1)[1], current, value)
+                writes.append((key, value))
+        if writes:
+            changes.then(partial(write_sysctls, namespace, writes))
 
     def _ensure_loopback(self, space, changes):
         lo = space.link('lo')
         if lo is not None and not lo.up:
-            changes.add('lo.up', False, True)
-            if not self.check_mode:
-                space.set_link('lo', state='up')
+            changes.add('lo.up', False, True, apply=partial(space.set_link, 'lo', state='up'))
 
     def _ensure_ports(self, root, space, router, changes):
+        """The router's veth ports; returns the names of those deleted or (re)created in this run."""
         wanted = set()
+        replaced = set()
         for port in router.get('ports') or []:
             wanted.add(port['name'])
-            ensure_veth(space, root, root, port_spec(router, port, self.segments), changes,
-                        self.check_mode)
+            if ensure_veth(space, root, root, port_spec(router, port, self.segments), changes):
+                replaced.add(port['name'])
         # ports of ours that are no longer planned (an internal network removed)
         for link_name in sorted(space.links()):
             if link_name[:3] in PORT_PREFIXES.values() and link_name not in wanted:
-                changes.add(link_name, 'present', None)
-                if not self.check_mode:
-                    space.delete_link(link_name)
+                changes.add(link_name, 'present', None, apply=partial(space.delete_link, link_name))
+                replaced.add(link_name)
+        return replaced
 
-    def _ensure_files(self, router, changes):
-        """Write the router's files whose content or mode differs."""
-        directory = router_config_dir(self.config_dir, router['name'])
-        changed = set()
-        if not self.check_mode:
-            ensure_dir(os.path.join(self.config_dir, 'routers'), 0o700)
-            ensure_dir(directory, 0o700)
-        files = router_files(router)
-        for fname in sorted(set(ROUTER_FILES) - set(files)):
-            # a file the plan no longer has (e.g. no nftables rules any more)
-            path = os.path.join(directory, fname)
-            if os.path.exists(path):
-                changes.add('file ' + path, 'present', None)
-                if not self.check_mode:
-                    os.unlink(path)
-        for fname, content in sorted(files.items()):
-            path = os.path.join(directory, fname)
-            for field, before, after in file_drift(path, content, file_mode(fname)):
-                changed.add(fname)
-                if field == 'content':
-                    changes.add_file(path, before, after)
-                else:
-                    changes.add('%s.mode' % fname, before, after)
-            if fname in changed and not self.check_mode:
-                write_atomic(path, content, file_mode(fname))
+    def _run_dir(self, name, changes):
+        changes.then(partial(ensure_router_dir, self.run_dir, name))
+        return router_run_dir(self.run_dir, name)
 
-    def _run_dir(self, router):
-        path = router_run_dir(self.run_dir, router['name'])
-        if not self.check_mode:
-            ensure_dir(os.path.join(self.run_dir, 'routers'), 0o700)
-            ensure_dir(path, 0o700)
-        return path
-
-    def _ensure_nftables(self, router, namespace, created, changes):
-        content = router['files'].get('nftables.nft')
+    def _ensure_nftables(self, router, created, changes):
+        content = router['files'].get(NFTABLES_RULES)
         if content is None:
             return
-        marker_path = os.path.join(self._run_dir(router), 'nftables.sha256')
+        name = router['name']
+        marker_path = os.path.join(self._run_dir(name, changes), NFTABLES_CHECKSUM)
         wanted = sha256_text(content)
         loaded = (read_text(marker_path) or '').strip() or None
         if loaded == wanted and not created:
             return
-        changes.add('nftables', loaded[:12] if loaded else 'not loaded', wanted[:12])
-        if not self.check_mode:
-            path = os.path.join(router_config_dir(self.config_dir, router['name']), 'nftables.nft')
-            run_in(namespace, [self.nft_bin, '-f', path], 'loading nftables for router %s' % router['name'])
-            write_atomic(marker_path, wanted + '\n', 0o600, durable=False)
+        changes.add('nftables', loaded[:12] if loaded else 'not loaded', wanted[:12],
+                    apply=partial(self._load_nftables, name, marker_path, wanted))
 
-    def _ensure_conntrackd(self, router, namespace, created, changes):
+    def _load_nftables(self, name, marker_path, checksum):
+        path = os.path.join(router_config_dir(self.config_dir, name), NFTABLES_RULES)
+        run_in(namespace_of(name), [self.nft_bin, '-f', path], 'loading nftables for router %s' % name)
+        write_atomic(marker_path, checksum + '\n', 0o600, durable=False)
+
+    def _ensure_conntrackd(self, router, created, changes):
         """conntrackd runs with the router's conntrackd.conf (restarted when it changed), or not at all."""
         name = router['name']
-        content = router['files'].get('conntrackd.conf')
+        content = router['files'].get(CONNTRACKD_CONF)
         processes = self.processes
         if content is None:
             if not created and processes.had_conntrackd(name):
-                changes.add('conntrackd', 'running' if processes.conntrackd_running(name) else 'stopped', 'absent')
-                if not self.check_mode:
-                    processes.stop_conntrackd(name)
+                changes.add('conntrackd', 'running' if processes.conntrackd_running(name) else 'stopped', 'absent',
+                            apply=partial(processes.stop_conntrackd, name))
             return
         running = not created and processes.conntrackd_running(name)
-        self._run_dir(router)
+        self._run_dir(name, changes)
         wanted = sha256_text(content)
         loaded = processes.conntrackd_config(name)
         if running and loaded == wanted:
             return
+        restart = partial(processes.restart_conntrackd, name, wanted)
         if running:
-            changes.add('conntrackd.config', loaded[:12] if loaded else 'unknown', wanted[:12])
+            changes.add('conntrackd.config', loaded[:12] if loaded else 'unknown', wanted[:12], apply=restart)
         else:
-            changes.add('conntrackd', 'stopped', 'running')
-        if not self.check_mode:
-            processes.restart_conntrackd(name, wanted)
+            changes.add('conntrackd', 'stopped', 'running', apply=restart)
 
-    def _ensure_no_keepalived(self, router, namespace, changes):
+    def _ensure_no_keepalived(self, router, changes):
         """A router that became non-HA: its keepalived goes."""
-        if self.processes.keepalived_pid(router['name']) is None:
-            return
-        changes.add('keepalived', 'running', 'stopped')
-        if not self.check_mode:
-            self.processes.stop_keepalived(router['name'])
+        name = router['name']
+        if self.processes.keepalived_pid(name) is not None:
+            changes.add('keepalived', 'running', 'stopped', apply=partial(self.processes.stop_keepalived, name))
 
-    def _ensure_keepalived(self, space, router, namespace, created, drained, changes):
+    def _ensure_keepalived(self, space, router, created, drained, changes):
         name = router['name']
         processes = self.processes
-        self._run_dir(router)
-        wanted = sha256_text(router['files']['keepalived.conf'])
+        self._run_dir(name, changes)
+        wanted = sha256_text(router['files'][KEEPALIVED_CONF])
         loaded = processes.keepalived_config(name)
         pid = None if created else processes.keepalived_pid(name)
         if pid is None and drained:
             return  # the drain playbook stopped it on purpose
         config_changed = loaded != wanted
         if pid is None:
-            changes.add('keepalived', 'stopped', 'running')
+            changes.add('keepalived', 'stopped', 'running',
+                        apply=partial(self._start_keepalived, space, router, created, config_changed, wanted))
         elif config_changed:
-            changes.add('keepalived.config', loaded[:12] if loaded else 'unknown', wanted[:12])
-        else:
-            return
-        if self.check_mode:
-            return
-        if pid is None:
-            processes.clear_keepalived(name, created)
-            if not created:
-                clear_leftovers(space, router)
-        processes.run_keepalived(name, pid, config_changed, wanted)
+            changes.add('keepalived.config', loaded[:12] if loaded else 'unknown', wanted[:12],
+                        apply=partial(processes.run_keepalived, name, pid, config_changed, wanted))
+
+    def _start_keepalived(self, space, router, created, config_changed, checksum):
+        """Start keepalived on a clean slate: what a dead one left (processes, pid files, VIPs) goes first."""
+        self.processes.clear_keepalived(router['name'], created)
+        if not created:
+            clear_leftovers(space, router)
+        self.processes.run_keepalived(router['name'], None, config_changed, checksum)
 
     # purge
-    def owned_namespaces(self, root):
+    def owned_namespaces(self):
         """Namespaces of our routers: qrouter-* with a marked ha- port or a router directory."""
         owned = []
         for namespace in list_namespaces():
-            if not namespace.startswith(NAMESPACE_PREFIX):
+            name = router_of(namespace)
+            if name is None:
                 continue
-            name = namespace[len(NAMESPACE_PREFIX):]
             if os.path.isdir(router_config_dir(self.config_dir, name)):
                 owned.append(name)
                 continue
             with Namespace(namespace) as space:
-                if any(link.name.startswith('ha-') and (link.alias or '').startswith(LINK_MARKER)
+                if any(link.name.startswith(PORT_PREFIXES['ha']) and (link.alias or '').startswith(LINK_MARKER)
                        for link in space.links().values()):
                     owned.append(name)
         return owned
 
-    def purge_routers(self, root, existing):
+    def purge_routers(self):
+        """(name, Changes) of each router of ours that is not planned; commit removes it."""
         wanted = set(r['name'] for r in self.routers)
-        names = set(self.owned_namespaces(root))
-        routers_dir = os.path.join(self.config_dir, 'routers')
+        names = set(self.owned_namespaces())
+        routers_dir = os.path.join(self.config_dir, ROUTERS_SUBDIR)
         if os.path.isdir(routers_dir):
             names.update(os.listdir(routers_dir))
         for name in sorted(names - wanted):
             changes = Changes('router %s' % name)
-            namespace = NAMESPACE_PREFIX + name
+            namespace = namespace_of(name)
             present = namespace in list_namespaces()
-            changes.add('router', 'present', None)
-            if not self.check_mode:
-                self.remove_router(name, namespace, present)
+            changes.add('router', 'present', None, apply=partial(self.remove_router, name, namespace, present))
             yield name, changes
 
     def remove_router(self, name, namespace, present):
@@ -485,18 +459,16 @@ class NodeReconciler(object):
         remove_tree(router_run_dir(self.run_dir, name))
 
     def purge_links(self, root, purged_routers, changes):
-        """Remove marked root links nobody plans (peers of purged routers go with them)."""
+        """Marked root links nobody plans (peers of purged routers went with them)."""
         keep = segment_links(self.segments)
         for router in self.routers:
             keep.update(port['peer'] for port in router.get('ports') or [])
         going = set(marker(name) for name in purged_routers)
-        if purged_routers and not self.check_mode:
-            root.reload()  # removing routers deleted their peers behind the cache
+        if purged_routers:
+            changes.then(root.reload)  # removing routers deleted their peers behind the cache
         for link in sorted(root.links().values(), key=lambda link: link.name):
             if (link.alias or '').startswith(LINK_MARKER) and link.name not in keep and link.alias not in going:
-                changes.add(link.name, link.alias, None)
-                if not self.check_mode:
-                    root.delete_link(link.name)
+                changes.add(link.name, link.alias, None, apply=partial(root.delete_link, link.name))
 
 
 def reconcile(params, check_mode):

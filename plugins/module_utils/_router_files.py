@@ -6,7 +6,7 @@
 Private to the collection. The file set is `_vocabulary.ROUTER_FILES` (rendered on the
 controller) plus `router.json`, the record of the planned values, of what the files were
 rendered from (`inputs`) and of the checksum of each file written. The reconciler writes
-them; `router_facts` reads them back.
+them (`ensure_router_files`); `router_facts` reads them back.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -15,11 +15,14 @@ __metaclass__ = type
 
 import json
 import os
+from functools import partial
 
-from ansible_collections.l3ha.routers.plugins.module_utils._files import read_text, sha256_text
+from ansible_collections.l3ha.routers.plugins.module_utils._files import (
+    ensure_dir, file_drift, read_text, sha256_text, write_atomic,
+)
 from ansible_collections.l3ha.routers.plugins.module_utils._validate import router_name_problem
 from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import (
-    RECORD_FILE, ROUTER_FILES, router_config_dir,
+    RECORD_FILE, ROUTER_FILES, ROUTERS_SUBDIR, router_config_dir,
 )
 
 
@@ -98,3 +101,33 @@ def router_files(router):
 def file_mode(fname):
     """The mode a router file is written with (router.json: 0600)."""
     return ROUTER_FILES.get(fname, 0o600)
+
+
+def ensure_router_dir(base, name):
+    """`<base>/routers/<name>/`, root's alone (0700) like its parent: config and run directories."""
+    ensure_dir(os.path.join(base, ROUTERS_SUBDIR), 0o700)
+    ensure_dir(os.path.join(base, ROUTERS_SUBDIR, name), 0o700)
+
+
+def ensure_router_files(config_dir, router, changes):
+    """The router's files whose content or mode differs are written (atomically), those no
+    longer planned are removed; each difference is recorded in `changes`."""
+    name = router['name']
+    directory = router_config_dir(config_dir, name)
+    changes.then(partial(ensure_router_dir, config_dir, name))
+    files = router_files(router)
+    for fname in sorted(set(ROUTER_FILES) - set(files)):
+        # a file the plan no longer has (e.g. no nftables rules any more)
+        path = os.path.join(directory, fname)
+        if os.path.exists(path):
+            changes.add('file ' + path, 'present', None, apply=partial(os.unlink, path))
+    for fname, content in sorted(files.items()):
+        path = os.path.join(directory, fname)
+        drift = file_drift(path, content, file_mode(fname))
+        for field, before, after in drift:
+            if field == 'content':
+                changes.add_file(path, before, after)
+            else:
+                changes.add('%s.mode' % fname, before, after)
+        if drift:
+            changes.then(partial(write_atomic, path, content, file_mode(fname)))

@@ -227,7 +227,8 @@ def reconcile_conntrackd(tmp_path, files, check_mode=False, created=False):
                                        "state_dir": str(tmp_path / "state"), "conntrackd_bin": "/opt/ctd"},
                                       check_mode=check_mode)
     changes = Changes("router r1")
-    reconciler._ensure_conntrackd({"name": "r1", "files": files}, "qrouter-r1", created, changes)
+    reconciler._ensure_conntrackd({"name": "r1", "files": files}, created, changes)
+    changes.commit(check_mode)
     return changes.lines()
 
 

@@ -6,14 +6,14 @@ import os
 import pytest
 
 from ansible_collections.l3ha.routers.plugins.module_utils import _node_input, _processes, _reconciler, _router_files, _segments, _supervisor
-from ansible_collections.l3ha.routers.plugins.module_utils._changes import Changes
+from ansible_collections.l3ha.routers.plugins.module_utils._changes import Changes, Unrecorded
 from ansible_collections.l3ha.routers.plugins.module_utils._facts import parse_state, router_facts
 from ansible_collections.l3ha.routers.plugins.module_utils._files import (
     file_drift, sha256_text, write_atomic,
 )
 from ansible_collections.l3ha.routers.plugins.module_utils._netlink import Link
 from ansible_collections.l3ha.routers.plugins.module_utils._ports import (
-    AbsentSpace, VethSpec, ensure_addresses, ensure_veth,
+    NewNamespace, VethSpec, ensure_addresses, ensure_veth,
 )
 from ansible_collections.l3ha.routers.plugins.module_utils._validate import Errors, ValidationError
 
@@ -199,7 +199,8 @@ def test_segment_errors_name_segment_and_field(segment, local_ip, expected):
 def test_vxlan_segment_created_with_flood_entries():
     root = FakeSpace()
     changes = Changes("segment ha")
-    _segments.ensure_segment(root, "ha", SEGMENTS["ha"], "192.0.2.11", changes, check_mode=False)
+    _segments.ensure_segment(root, "ha", SEGMENTS["ha"], "192.0.2.11", changes)
+    changes.apply()
     adds = [attrs for kind, command, attrs in root.route.calls if command == "add" and kind == "link"]
     assert [a["ifname"] for a in adds] == ["brq-1", "vx-1"]
     assert adds[1]["vxlan_id"] == 2000 and adds[1]["vxlan_local"] == "192.0.2.11"
@@ -220,7 +221,8 @@ def test_vxlan_with_wrong_vni_is_recreated_and_check_mode_writes_nothing():
     root = FakeSpace(links=[br, vx])
     changes = Changes("segment ha")
     _segments.ensure_link(root, "vx-1", "vxlan", _segments.vxlan_identity(SEGMENTS["ha"], "192.0.2.11"),
-                          SEGMENTS["ha"], "ha", "brq-1", changes, check_mode=True)
+                          SEGMENTS["ha"], "ha", "brq-1", changes)
+    changes.commit(check_mode=True)
     assert changes.lines() == ["vx-1.vxlan_id: 1999 -> 2000"]
     assert root.route.calls == []
 
@@ -232,7 +234,8 @@ def test_vlan_segment_plumbing():
     root = FakeSpace(links=[Link(5, "eth1", kind=None, mtu=1500, up=True)])
     assert errors_of([], {"v": seg}, None, root) == []
     changes = Changes("segment v")
-    _segments.ensure_segment(root, "v", seg, None, changes, check_mode=False)
+    _segments.ensure_segment(root, "v", seg, None, changes)
+    changes.apply()
     vlan = [attrs for kind, command, attrs in root.route.calls if command == "add" and attrs["kind"] == "vlan"]
     assert vlan == [{"ifname": "eth1.100", "kind": "vlan", "ifalias": "l3ha:v", "vlan_id": 100,
                      "link": 5, "mtu": 1500}]
@@ -259,14 +262,16 @@ def spec(**change):
 def test_matching_pair_has_no_changes():
     end_space, root = veth_pair()
     changes = Changes("x")
-    assert ensure_veth(end_space, root, root, spec(), changes, check_mode=False) is False
+    assert ensure_veth(end_space, root, root, spec(), changes) is False
+    changes.apply()
     assert changes.lines() == [] and end_space.route.calls == [] and root.route.calls == []
 
 
 def test_attribute_drift_is_recorded_and_check_mode_writes_nothing():
     end_space, root = veth_pair()
     changes = Changes("x")
-    ensure_veth(end_space, root, root, spec(mtu=1400, mac="fa:16:3e:00:00:0a"), changes, check_mode=True)
+    ensure_veth(end_space, root, root, spec(mtu=1400, mac="fa:16:3e:00:00:0a"), changes)
+    changes.commit(check_mode=True)
     assert changes.lines() == ["qr-1.mac: fa:16:3e:00:00:09 -> fa:16:3e:00:00:0a", "qr-1.mtu: 1450 -> 1400",
                                "vqr1.mtu: 1450 -> 1400"]
     assert end_space.route.calls == [] and root.route.calls == []
@@ -276,7 +281,7 @@ def test_wrong_peer_means_recreate():
     end_space, root = veth_pair()
     root.link("vqr1").peer_index = 99  # our peer name belongs to another pair
     changes = Changes("x")
-    assert ensure_veth(end_space, root, root, spec(), changes, check_mode=True) is True
+    assert ensure_veth(end_space, root, root, spec(), changes) is True
     assert changes.lines() == ["qr-1.peer: not vqr1 -> vqr1"]
 
 
@@ -286,14 +291,14 @@ def test_misplaced_end_is_reported_as_a_move():
     end_space.delete_link("qr-1")
     root.add(moved)
     changes = Changes("x")
-    assert ensure_veth(end_space, root, root, spec(), changes, check_mode=True) is False
+    assert ensure_veth(end_space, root, root, spec(), changes) is False
     assert changes.lines()[0] == "qr-1.namespace: root -> ns1"
 
 
 def test_absent_namespace_means_created():
     root = veth_pair()[1]
     changes = Changes("x")
-    ensure_veth(AbsentSpace("ns9"), root, root, spec(name="qr-9", peer="vqr9"), changes, check_mode=True)
+    ensure_veth(NewNamespace("ns9"), root, root, spec(name="qr-9", peer="vqr9"), changes)
     assert changes.lines() == ["qr-9: absent -> created"]
 
 
@@ -301,11 +306,14 @@ def test_exclusive_addresses_keep_ipv6_link_local():
     space = FakeSpace("ns1", [Link(2, "qr-1", kind="veth")])
     space.addrs["qr-1"] = ["10.0.0.9/24", "fe80::1/64", "10.0.0.1/24"]
     changes = Changes("x")
-    ensure_addresses(space, "qr-1", ["10.0.0.1/24", "10.0.1.1/24"], True, changes, check_mode=False)
+    ensure_addresses(space, "qr-1", ["10.0.0.1/24", "10.0.1.1/24"], True, changes)
+    changes.apply()
     assert sorted(space.addrs["qr-1"]) == ["10.0.0.1/24", "10.0.1.1/24", "fe80::1/64"]
     non_exclusive = FakeSpace("ns1", [Link(2, "qr-1", kind="veth")])
     non_exclusive.addrs["qr-1"] = ["10.0.0.9/24"]
-    ensure_addresses(non_exclusive, "qr-1", ["10.0.0.1/24"], False, Changes("y"), check_mode=False)
+    other = Changes("y")
+    ensure_addresses(non_exclusive, "qr-1", ["10.0.0.1/24"], False, other)
+    other.apply()
     assert sorted(non_exclusive.addrs["qr-1"]) == ["10.0.0.1/24", "10.0.0.9/24"]
 
 
@@ -333,6 +341,58 @@ def test_diff_names_the_router_and_shows_file_content():
     assert file_diff["before_header"] == "router r1: /etc/l3ha/routers/r1/keepalived.conf"
     assert (file_diff["before"], file_diff["after"]) == ("old\n", "new\n")
     assert Changes("router r2").diffs() == []
+
+
+def test_mutations_are_queued_and_applied_in_order_unless_in_check_mode():
+    def recorded(check_mode):
+        done = []
+        changes = Changes("router r1")
+        changes.add("namespace", None, "qrouter-r1", apply=lambda: done.append("namespace"))
+        changes.then(lambda: done.append("directory"))
+        changes.add_file("/etc/l3ha/routers/r1/notify.sh", None, "#!/bin/sh\n", apply=lambda: done.append("file"))
+        assert done == []  # nothing runs while the differences are found
+        changes.commit(check_mode)
+        changes.commit(False)  # a commit runs each mutation once: check mode dropped them
+        return changes.lines(), done
+
+    checked, applied = recorded(True), recorded(False)
+    assert checked[0] == applied[0] == ["namespace: absent -> qrouter-r1",
+                                        "file /etc/l3ha/routers/r1/notify.sh: absent -> written"]
+    assert (checked[1], applied[1]) == ([], ["namespace", "directory", "file"])
+
+
+def test_unrecorded_details_are_applied_but_not_reported():
+    done = []
+    details = Unrecorded()
+    details.add("lo.up", False, True, apply=lambda: done.append("lo"))
+    details.add_file("/x", None, "x", apply=lambda: done.append("x"))
+    details.apply()
+    assert (details.lines(), details.diffs(), bool(details), done) == ([], [], False, ["lo", "x"])
+
+
+def test_a_recreated_vxlan_device_reports_the_same_in_check_and_apply_mode():
+    def reconciled(check_mode):
+        br = Link(2, "brq-1", kind="bridge", mtu=1450, up=True, alias="l3ha:ha")
+        vx = Link(3, "vx-1", kind="vxlan", mtu=1450, up=True, master=2, alias="l3ha:ha",
+                  info={"IFLA_VXLAN_ID": 1999, "IFLA_VXLAN_LOCAL": "192.0.2.11", "IFLA_VXLAN_PORT": 4789,
+                        "IFLA_VXLAN_LEARNING": 1})
+        root = FakeSpace(links=[br, vx])
+        root.fdb = lambda: [(3, "00:00:00:00:00:00", "192.0.2.12")]  # the old device's flood entry
+        changes = Changes("segment ha")
+        _segments.ensure_segment(root, "ha", SEGMENTS["ha"], "192.0.2.11", changes)
+        changes.commit(check_mode)
+        return changes.lines(), root
+
+    (checked, untouched), (applied, root) = reconciled(True), reconciled(False)
+    # the new device has no flood entries yet: both modes say so
+    assert checked == applied == ["vx-1.vxlan_id: 1999 -> 2000", "vx-1.flood: [] -> [192.0.2.12]"]
+    assert untouched.route.calls == []
+    links = [(command, attrs.get("name") or attrs.get("ifname"), attrs.get("vxlan_id"))
+             for kind, command, attrs in root.route.calls if kind == "link" and command in ("add", "del")]
+    assert links == [("del", "vx-1", None), ("add", "vx-1", 2000)]
+    assert root.link("vx-1").master == 2
+    floods = [attrs for kind, command, attrs in root.route.calls if kind == "fdb" and command == "append"]
+    assert floods == [{"ifindex": root.link("vx-1").index, "lladdr": "00:00:00:00:00:00", "dst": "192.0.2.12"}]
 
 
 def test_file_drift_content_and_mode(tmp_path):
@@ -466,7 +526,8 @@ def test_static_route_drift_compares_device_only_when_planned():
     removed, added = [], []
     space.delete_route, space.add_route = removed.append, added.append
     changes = Changes("router r2")
-    _reconciler.ensure_static_routes(space, legacy_router(gateway={}), changes, check_mode=False)
+    _reconciler.ensure_static_routes(space, legacy_router(gateway={}), changes)
+    changes.apply()
     assert [repr(r) for r in removed] == ["10.8.0.0/16 via 10.0.2.1"] and added == []
     assert planned and changes.lines()[0].startswith("routes: ")
 
@@ -565,6 +626,7 @@ def test_node_limits_are_raised_never_lowered(monkeypatch):
     monkeypatch.setattr(_reconciler, "write_sysctl", written.__setitem__)
     changes = Changes("node")
     _reconciler.NodeReconciler({"config_dir": "/x", "run_dir": "/x", "state_dir": "/x"})._ensure_node_sysctls(changes)
+    changes.apply()
     assert written == dict(_reconciler.NODE_SYSCTL_FLOORS[2:])
     assert len(changes.lines()) == len(_reconciler.NODE_SYSCTL_FLOORS) - 2
 
