@@ -5,13 +5,15 @@ import os
 
 import pytest
 
-from ansible_collections.l3ha.routers.plugins.module_utils import _node_input, _processes, _reconciler, _router_files, _segments, _supervisor
+from ansible_collections.l3ha.routers.plugins.module_utils import (
+    _node_input, _processes, _reconciler, _router_files, _router_namespace, _segments, _supervisor,
+)
 from ansible_collections.l3ha.routers.plugins.module_utils._changes import Changes, Unrecorded
 from ansible_collections.l3ha.routers.plugins.module_utils._facts import parse_state, router_facts
 from ansible_collections.l3ha.routers.plugins.module_utils._files import (
     file_drift, sha256_text, write_atomic,
 )
-from ansible_collections.l3ha.routers.plugins.module_utils._netlink import Link
+from ansible_collections.l3ha.routers.plugins.module_utils._netlink import Link, Route
 from ansible_collections.l3ha.routers.plugins.module_utils._ports import (
     NewNamespace, VethSpec, ensure_addresses, ensure_veth,
 )
@@ -319,7 +321,7 @@ def test_exclusive_addresses_keep_ipv6_link_local():
 
 def test_router_port_spec_owns_only_the_ha_address():
     r = router()
-    ha, qg = (_reconciler.port_spec(r, port, SEGMENTS) for port in r["ports"])
+    ha, qg = (_router_namespace.port_spec(r, port, SEGMENTS) for port in r["ports"])
     assert ha.addresses == ["169.254.192.1/18"] and ha.exclusive_addresses is False
     assert qg.addresses is None
     assert (ha.peer_master, qg.peer_master) == ("brq-1", "br-ex")
@@ -497,12 +499,12 @@ def legacy_router(**change):
 
 def test_router_without_keepalived_is_valid_and_owns_its_addresses():
     assert errors_of([legacy_router()]) == []
-    qg = _reconciler.port_spec(legacy_router(), legacy_router()["ports"][0], SEGMENTS)
+    qg = _router_namespace.port_spec(legacy_router(), legacy_router()["ports"][0], SEGMENTS)
     assert qg.addresses == ["203.0.113.13/24"] and qg.exclusive_addresses is True
 
 
 def test_static_routes_of_a_router_without_keepalived():
-    assert [repr(r) for r in _reconciler.static_routes(legacy_router())] == [
+    assert [repr(r) for r in _router_namespace.static_routes(legacy_router())] == [
         "0.0.0.0/0 via 203.0.113.1 dev qg-00000002",
         "::/0 via 2001:db8::1 dev qg-00000002",
         "10.9.0.0/16 via 10.0.2.254",
@@ -521,12 +523,12 @@ def test_static_route_errors(change, expected):
 
 def test_static_route_drift_compares_device_only_when_planned():
     space = FakeSpace("qrouter-r2", [Link(2, "qg-00000002", kind="veth")])
-    planned = _reconciler.static_routes(legacy_router(gateway={}))  # 10.9.0.0/16 via 10.0.2.254, any device
-    space.routes = lambda: [_reconciler.Route("10.9.0.0/16", "10.0.2.254", "qr-x"), _reconciler.Route("10.8.0.0/16", "10.0.2.1")]
+    planned = _router_namespace.static_routes(legacy_router(gateway={}))  # 10.9.0.0/16 via 10.0.2.254, any device
+    space.routes = lambda: [Route("10.9.0.0/16", "10.0.2.254", "qr-x"), Route("10.8.0.0/16", "10.0.2.1")]
     removed, added = [], []
     space.delete_route, space.add_route = removed.append, added.append
     changes = Changes("router r2")
-    _reconciler.ensure_static_routes(space, legacy_router(gateway={}), changes)
+    _router_namespace.ensure_static_routes(space, legacy_router(gateway={}), changes)
     changes.apply()
     assert [repr(r) for r in removed] == ["10.8.0.0/16 via 10.0.2.1"] and added == []
     assert planned and changes.lines()[0].startswith("routes: ")
