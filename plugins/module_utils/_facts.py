@@ -19,10 +19,6 @@ from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import (
     router_run_dir,
 )
 
-# The files whose checksums the action plugin compares (conntrackd.conf is not validated).
-CHECKSUMMED = ALWAYS_RENDERED
-
-
 def parse_state(text):
     """'master 1764100000.123' -> ('master', 1764100000.123); unknown -> (None, None)."""
     if not text:
@@ -45,7 +41,8 @@ def router_facts(name, config_dir, run_dir, namespaces):
     namespace = namespace_of(name)
     alive = namespace in namespaces and keepalived_pid(run_dir, name, namespace) is not None
     files = router_file_texts(config_dir, name)
-    checksums = dict((fname, sha256_text(files[fname])) for fname in CHECKSUMMED if fname in files)
+    # the files whose checksums the action plugin compares (conntrackd.conf is not validated)
+    checksums = dict((fname, sha256_text(files[fname])) for fname in ALWAYS_RENDERED if fname in files)
     loaded = (read_text(os.path.join(run, CONFIG_CHECKSUM)) or '').strip() or None
     return {
         'tenant': record.get('tenant'),

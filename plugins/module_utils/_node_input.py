@@ -13,7 +13,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import (
-    NAMESPACE_PREFIX, PORT_PREFIXES, ROUTER_FILES,
+    KEEPALIVED_CONF, PORT_PREFIXES, ROUTER_FILES, namespace_of,
 )
 from ansible_collections.l3ha.routers.plugins.module_utils._validate import (
     cidr_problem, ifname_problem, int_range_problem, ip_problem, mac_problem, mtu_problem, network_problem,
@@ -34,9 +34,9 @@ def validate_routers(routers, segments, errors):
         if name in names:
             errors.add(owner, 'name', 'listed twice')
         names.add(name)
-        namespace = router.get('namespace') or NAMESPACE_PREFIX + name
-        if namespace != NAMESPACE_PREFIX + name:
-            errors.add(owner, 'namespace', '%r must be %r' % (namespace, NAMESPACE_PREFIX + name))
+        namespace = router.get('namespace') or namespace_of(name)
+        if namespace != namespace_of(name):
+            errors.add(owner, 'namespace', '%r must be %r' % (namespace, namespace_of(name)))
         if router.get('ha', True):
             errors.check(owner, 'vrid', int_range_problem(router.get('vrid'), 1, 255, 'VRID'))
             errors.check(owner, 'ha_address', cidr_problem(router.get('ha_address')))
@@ -56,8 +56,8 @@ def _validate_files(router, owner, errors):
     files = router.get('files')
     if not isinstance(files, dict):
         errors.add(owner, 'files', 'must be a dictionary of file name to text')
-    elif router.get('ha', True) and not isinstance(files.get('keepalived.conf'), str):
-        errors.add(owner, 'files', 'keepalived.conf (text) is required for an HA router')
+    elif router.get('ha', True) and not isinstance(files.get(KEEPALIVED_CONF), str):
+        errors.add(owner, 'files', '%s (text) is required for an HA router' % KEEPALIVED_CONF)
     else:
         for fname, content in sorted(files.items()):
             if fname not in ROUTER_FILES:

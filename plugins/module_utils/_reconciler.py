@@ -21,6 +21,7 @@ import os
 from functools import partial
 
 from ansible_collections.l3ha.routers.plugins.module_utils._changes import Changes, Unrecorded
+from ansible_collections.l3ha.routers.plugins.module_utils._defaults import MODULE_DEFAULTS
 from ansible_collections.l3ha.routers.plugins.module_utils._files import read_text, remove_tree, sha256_text, write_atomic
 from ansible_collections.l3ha.routers.plugins.module_utils._netlink import (
     Namespace, NetlinkError, create_namespace, delete_namespace, entered, list_namespaces, read_sysctl, write_sysctl,
@@ -41,28 +42,9 @@ from ansible_collections.l3ha.routers.plugins.module_utils._segments import (
 from ansible_collections.l3ha.routers.plugins.module_utils._supervisor import SupervisorError, run_in
 from ansible_collections.l3ha.routers.plugins.module_utils._validate import Errors
 from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import (
-    CONNTRACKD_CONF, DRAINED_MARKER, KEEPALIVED_CONF, LINK_MARKER, NFTABLES_CHECKSUM, NFTABLES_RULES, PORT_PREFIXES,
-    ROUTERS_SUBDIR, namespace_of, router_config_dir, router_of, router_run_dir,
+    CONNTRACKD_CONF, DRAINED_MARKER, KEEPALIVED_CONF, LINK_MARKER, NFTABLES_CHECKSUM, NFTABLES_RULES,
+    NODE_SYSCTL_FLOORS, PORT_PREFIXES, ROUTERS_SUBDIR, namespace_of, router_config_dir, router_of, router_run_dir,
 )
-
-# The kernel's neighbour tables are shared by every namespace of a host, and their
-# defaults (gc_thresh3 = 1024 entries) are exceeded by a few hundred routers (HA peers,
-# gateways, instances). Then every new entry forces a GC that evicts another namespace's
-# entries: unanswered ARP, and VRRP adverts to an evicted peer can be lost (spurious
-# failovers). Likewise a broadcast (ARP, GARP) on a bridge is copied to every router
-# port on it in one pass: with 1000 and more ports the per-CPU input queue
-# (netdev_max_backlog = 1000) drops the copies to the last ports, every time.
-# Raised, never lowered, where the node has them (its initial namespace).
-NODE_SYSCTL_FLOORS = (
-    ('net/ipv4/neigh/default/gc_thresh1', 8192),
-    ('net/ipv4/neigh/default/gc_thresh2', 32768),
-    ('net/ipv4/neigh/default/gc_thresh3', 65536),
-    ('net/ipv6/neigh/default/gc_thresh1', 8192),
-    ('net/ipv6/neigh/default/gc_thresh2', 32768),
-    ('net/ipv6/neigh/default/gc_thresh3', 65536),
-    ('net/core/netdev_max_backlog', 16384),
-)
-
 
 # ---------------------------------------------------------------- reconciler
 
@@ -76,12 +58,11 @@ class NodeReconciler(object):
         self.config_dir = params['config_dir']
         self.run_dir = params['run_dir']
         self.state_dir = params['state_dir']
-        self.nft_bin = params.get('nft_bin') or 'nft'
+        option = dict(MODULE_DEFAULTS['ha_routers'], **dict((k, v) for k, v in params.items() if v is not None))
+        self.nft_bin = option['nft_bin']
         self.processes = RouterProcesses(
-            params.get('supervisor') or 'reconciler', self.config_dir, self.run_dir,
-            keepalived_bin=params.get('keepalived_bin') or 'keepalived',
-            conntrackd_bin=params.get('conntrackd_bin') or 'conntrackd',
-            systemctl_bin=params.get('systemctl_bin') or 'systemctl')
+            option['supervisor'], self.config_dir, self.run_dir, keepalived_bin=option['keepalived_bin'],
+            conntrackd_bin=option['conntrackd_bin'], systemctl_bin=option.get('systemctl_bin') or 'systemctl')
         self.check_mode = check_mode
         # one broken router must not stop the others: its problem is kept, the module fails at the end
         self.failures = self.processes.failures

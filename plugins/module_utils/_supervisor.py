@@ -23,7 +23,8 @@ from ansible_collections.l3ha.routers.plugins.module_utils._netlink import (
     entered, namespace_inode, process_namespace_inode,
 )
 from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import (
-    CONNTRACKD_CHECKSUM, CONNTRACKD_CONF, KEEPALIVED_CONF, KEEPALIVED_PID, VRRP_PID, router_config_dir, router_run_dir,
+    CONNTRACKD_CHECKSUM, CONNTRACKD_CONF, CONNTRACKD_LOCK, CONNTRACKD_SOCKET, KEEPALIVED_CONF, KEEPALIVED_PID, VRRP_PID,
+    router_config_dir, router_run_dir,
 )
 
 START_TIMEOUT = 10.0
@@ -91,7 +92,7 @@ def stop_conntrackd(namespace, run_dir, name):
     """
     for pid in conntrackd_pids(namespace):
         stop_process(pid)
-    remove_run_files(run_dir, name, ('conntrackd.lock', 'conntrackd.ctl', CONNTRACKD_CHECKSUM))
+    remove_run_files(run_dir, name, (CONNTRACKD_LOCK, CONNTRACKD_SOCKET, CONNTRACKD_CHECKSUM))
 
 
 def read_pid(path):

@@ -1,5 +1,5 @@
 """Unit tests of the node-side module_utils (netlink mocked by small fakes)."""
-import importlib.util
+import importlib
 import json
 import os
 
@@ -18,6 +18,7 @@ from ansible_collections.l3ha.routers.plugins.module_utils._ports import (
     NewNamespace, VethSpec, ensure_addresses, ensure_veth,
 )
 from ansible_collections.l3ha.routers.plugins.module_utils._validate import Errors, ValidationError
+from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import NODE_SYSCTL_FLOORS
 
 
 class FakeRoute:
@@ -620,25 +621,23 @@ def test_router_facts_report_inputs_only_while_files_are_as_written(tmp_path):
 # ---------------------------------------------------------------- node limits
 
 def test_node_limits_are_raised_never_lowered(monkeypatch):
-    values = {key: str(floor // 2) for key, floor in _reconciler.NODE_SYSCTL_FLOORS}
-    values[_reconciler.NODE_SYSCTL_FLOORS[0][0]] = str(_reconciler.NODE_SYSCTL_FLOORS[0][1] * 4)  # already higher
-    del values[_reconciler.NODE_SYSCTL_FLOORS[1][0]]  # absent: a container, a lab node
+    values = {key: str(floor // 2) for key, floor in NODE_SYSCTL_FLOORS}
+    values[NODE_SYSCTL_FLOORS[0][0]] = str(NODE_SYSCTL_FLOORS[0][1] * 4)  # already higher
+    del values[NODE_SYSCTL_FLOORS[1][0]]  # absent: a container, a lab node
     written = {}
     monkeypatch.setattr(_reconciler, "read_sysctl", values.get)
     monkeypatch.setattr(_reconciler, "write_sysctl", written.__setitem__)
     changes = Changes("node")
     _reconciler.NodeReconciler({"config_dir": "/x", "run_dir": "/x", "state_dir": "/x"})._ensure_node_sysctls(changes)
     changes.apply()
-    assert written == dict(_reconciler.NODE_SYSCTL_FLOORS[2:])
-    assert len(changes.lines()) == len(_reconciler.NODE_SYSCTL_FLOORS) - 2
+    assert written == dict(NODE_SYSCTL_FLOORS[2:])
+    assert len(changes.lines()) == len(NODE_SYSCTL_FLOORS) - 2
 
 
-def test_the_lab_raises_the_same_host_limits_as_the_reconciler():
-    spec = importlib.util.spec_from_file_location(
-        "lab_host", os.path.join(os.path.dirname(__file__), "..", "..", "lab", "l3ha_lab", "host.py"))
-    lab_host = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(lab_host)
-    assert tuple(lab_host.FLOORS) == tuple(_reconciler.NODE_SYSCTL_FLOORS)
+def test_the_lab_raises_the_same_host_limits_as_the_reconciler(monkeypatch):
+    monkeypatch.syspath_prepend(os.path.join(os.path.dirname(__file__), "..", "..", "lab"))
+    lab_host = importlib.import_module("l3ha_lab.host")
+    assert tuple(lab_host.FLOORS) == tuple(NODE_SYSCTL_FLOORS)
 
 
 def test_the_lean_link_parser_decodes_every_attribute_the_segments_compare():
