@@ -13,7 +13,8 @@ from ansible_collections.l3ha.routers.plugins.module_utils._facts import parse_s
 from ansible_collections.l3ha.routers.plugins.module_utils._files import (
     file_drift, sha256_text, write_atomic,
 )
-from ansible_collections.l3ha.routers.plugins.module_utils._netlink import Link, Route
+from ansible_collections.l3ha.routers.plugins.module_utils._netlink import Route
+from ansible_collections.l3ha.routers.plugins.module_utils._netlink_parse import COMPARED_INFO, Link
 from ansible_collections.l3ha.routers.plugins.module_utils._ports import (
     NewNamespace, VethSpec, ensure_addresses, ensure_veth,
 )
@@ -641,7 +642,6 @@ def test_the_lab_raises_the_same_host_limits_as_the_reconciler(monkeypatch):
 
 
 def test_the_lean_link_parser_decodes_every_attribute_the_segments_compare():
-    from ansible_collections.l3ha.routers.plugins.module_utils import _netlink
     compared = set(_segments.vxlan_identity({"vni": 1}, "192.0.2.1")) | set(
         _segments.vxlan_identity({"vni": 1, "group": "239.1.1.1"}, None)) | {"IFLA_VLAN_ID"}
-    assert compared <= _netlink.COMPARED_INFO
+    assert compared <= COMPARED_INFO
