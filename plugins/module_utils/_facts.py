@@ -19,6 +19,7 @@ from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import (
     router_run_dir,
 )
 
+
 def parse_state(text):
     """'master 1764100000.123' -> ('master', 1764100000.123); unknown -> (None, None)."""
     if not text:

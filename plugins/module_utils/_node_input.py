@@ -20,6 +20,7 @@ from ansible_collections.l3ha.routers.plugins.module_utils._validate import (
     router_name_problem,
 )
 
+
 def validate_routers(routers, segments, errors):
     """Check every router of the node (`segments`: the segments it is given); adds to `errors`."""
     names = set()

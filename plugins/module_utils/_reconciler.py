@@ -46,6 +46,7 @@ from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import (
     NODE_SYSCTL_FLOORS, PORT_PREFIXES, ROUTERS_SUBDIR, namespace_of, router_config_dir, router_of, router_run_dir,
 )
 
+
 # ---------------------------------------------------------------- reconciler
 
 class NodeReconciler(object):

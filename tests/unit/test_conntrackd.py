@@ -224,8 +224,8 @@ class FakeDaemons(object):
 
 def reconcile_conntrackd(tmp_path, files, check_mode=False, created=False):
     reconciler = _reconciler.NodeReconciler({"config_dir": str(tmp_path / "etc"), "run_dir": str(tmp_path / "run"),
-                                       "state_dir": str(tmp_path / "state"), "conntrackd_bin": "/opt/ctd"},
-                                      check_mode=check_mode)
+                                             "state_dir": str(tmp_path / "state"), "conntrackd_bin": "/opt/ctd"},
+                                            check_mode=check_mode)
     changes = Changes("router r1")
     reconciler._ensure_conntrackd({"name": "r1", "files": files}, created, changes)
     changes.commit(check_mode)

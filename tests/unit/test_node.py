@@ -600,8 +600,8 @@ def test_stale_router_makes_the_reconciler_change_nothing(tmp_path, monkeypatch)
     entry, directory = written_router(tmp_path)
     (directory / "keepalived.conf").write_text("edited\n")
     reconciler = _reconciler.NodeReconciler({"routers": [sent_without_files(entry)], "segments": SEGMENTS,
-                                       "config_dir": str(tmp_path), "run_dir": str(tmp_path / "run"),
-                                       "state_dir": str(tmp_path / "state")})
+                                             "config_dir": str(tmp_path), "run_dir": str(tmp_path / "run"),
+                                             "state_dir": str(tmp_path / "state")})
     root = FakeSpace()
     root.close = lambda: None
     monkeypatch.setattr(_reconciler, "Namespace", lambda name: root)
