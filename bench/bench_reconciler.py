@@ -1,7 +1,7 @@
 """How long one ha_routers call takes for N routers on one node (default 200).
 
-Runs in a private node (its own network and mount namespace, own /run/netns), so
-nothing touches the machine. Times four module calls: create everything (namespaces,
+Runs in a private node (l3ha_lab.testing.PrivateNode: its own network and mount
+namespace, own /run/netns), so nothing touches the machine. Times four module calls: create everything (namespaces,
 3 ports each, files, nftables, keepalived), check mode with nothing to do, apply with
 nothing to do, and check mode with one router drifted. Then removes everything.
 Needs root. Usage: .venv/bin/python bench/bench_reconciler.py [--routers N]
@@ -9,19 +9,20 @@ Needs root. Usage: .venv/bin/python bench/bench_reconciler.py [--routers N]
 import argparse
 import hashlib
 import json
-import os
 import pathlib
 import resource
 import shutil
-import signal
 import subprocess
+import sys
 import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-PYTHON = ROOT / ".venv" / "bin" / "python"
-HOLDER = "mount -t tmpfs tmpfs /run/netns; ip link set lo up; ip link add br-ex type bridge; " \
-         "ip link set br-ex up; echo ready; exec sleep infinity"
+sys.path.insert(0, str(ROOT / "lab"))
+
+from l3ha_lab.testing import PYTHON, PrivateNode  # noqa: E402  (needs the sys.path entry above)
+
+BRIDGE = "ip link add br-ex type bridge && ip link set br-ex up"
 KEEPALIVED = """global_defs {
   vrrp_version 3
   router_id %(name)s
@@ -83,13 +84,12 @@ def arguments(work, count):
             "routers": [router(i, i % tenants) for i in range(count)]}
 
 
-def call(pid, work, args, check=False):
+def call(node, work, args, check=False):
     path = work / "args.json"
     path.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": dict(args, _ansible_check_mode=check)}))
     start, cpu_start = time.time(), _children_cpu()
-    out = subprocess.run(["nsenter", "-t", str(pid), "--net", "--mount", "env",
-                          "PYTHONPATH=%s" % (ROOT / ".build" / "collections"), str(PYTHON), "-m",
-                          "ansible_collections.l3ha.routers.plugins.modules.ha_routers", str(path)],
+    out = subprocess.run(node.argv(["env", "PYTHONPATH=%s" % (ROOT / ".build" / "collections"), PYTHON, "-m",
+                                    "ansible_collections.l3ha.routers.plugins.modules.ha_routers", str(path)]),
                          capture_output=True, text=True, check=False)
     elapsed, cpu = time.time() - start, _children_cpu() - cpu_start
     result = json.loads(out.stdout)
@@ -110,36 +110,23 @@ def main():
     parser.add_argument("--routers", type=int, default=200)
     options = parser.parse_args()
     work = pathlib.Path(tempfile.mkdtemp(prefix="l3ha-bench-"))
-    holder = subprocess.Popen(["unshare", "--net", "--mount", "--propagation", "private", "sh", "-c", HOLDER],
-                              stdout=subprocess.PIPE, text=True)
-    mnt = None
+    node = PrivateNode(setup=BRIDGE)
     try:
-        assert holder.stdout.readline().strip() == "ready"
-        mnt = os.stat("/proc/%d/ns/mnt" % holder.pid).st_ino
         args = arguments(work, options.routers)
         with open("/proc/loadavg") as handle:
             load = " ".join(handle.read().split()[:3])
         rows = []
-        rows.append(("create", *call(holder.pid, work, args)))
-        rows.append(("check, no drift", *call(holder.pid, work, args, check=True)))
-        rows.append(("apply, no drift", *call(holder.pid, work, args)))
+        rows.append(("create", *call(node, work, args)))
+        rows.append(("check, no drift", *call(node, work, args, check=True)))
+        rows.append(("apply, no drift", *call(node, work, args)))
         (work / "etc" / "routers" / "r0007" / "notify.sh").write_text("#!/bin/sh\n# edited\n")
-        rows.append(("check, 1 drifted", *call(holder.pid, work, args, check=True)))
+        rows.append(("check, 1 drifted", *call(node, work, args, check=True)))
         print("%d routers, one ha_routers call each (incl. Python start); load average before: %s"
               % (options.routers, load))
         for label, elapsed, cpu, drifted in rows:
             print("  %-18s wall %6.2f s  cpu %6.2f s  changed routers: %d" % (label, elapsed, cpu, len(drifted)))
     finally:
-        # everything the modules started lives in the holder's mount namespace
-        for entry in os.listdir("/proc"):
-            if entry.isdigit() and int(entry) != holder.pid and mnt is not None:
-                try:
-                    if os.stat("/proc/%s/ns/mnt" % entry).st_ino == mnt:
-                        os.kill(int(entry), signal.SIGKILL)
-                except OSError:
-                    pass
-        holder.kill()
-        holder.wait()
+        node.close()  # everything the modules started lives in the node
         shutil.rmtree(str(work), ignore_errors=True)
 
 

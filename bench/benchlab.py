@@ -1,11 +1,11 @@
 """A lab for one benchmark scenario: inventory, playbook runs, node state, the prober.
 
-Wraps the lab's Python API (lab/l3ha_lab); everything it starts is stopped in `close()`.
+Wraps the lab's Python API (lab/l3ha_lab) and its test driver (l3ha_lab.testing: waits,
+playbook runs, recaps); everything it starts is stopped in `close()`.
 """
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -19,26 +19,12 @@ LAB_PACKAGE = os.path.join(REPO, "lab")
 sys.path.insert(0, LAB_PACKAGE)
 
 from l3ha_lab import Lab, kernel  # noqa: E402  (needs the sys.path entry above)
-
-PYTHON = os.path.join(REPO, ".venv", "bin", "python")
-ANSIBLE_PLAYBOOK = os.path.join(REPO, ".venv", "bin", "ansible-playbook")
-RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)")
+from l3ha_lab.collection import vocabulary  # noqa: E402
+from l3ha_lab.testing import PYTHON, run_playbook, wait_until  # noqa: E402
 
 
 class BenchError(Exception):
     pass
-
-
-def poll(condition, timeout, what, step=0.2):
-    """Call condition() until it returns something true; fail after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise BenchError("timed out after %.0f s waiting for %s" % (timeout, what))
-        time.sleep(step)
 
 
 class BenchLab:
@@ -82,35 +68,13 @@ class BenchLab:
         log_path = os.path.join(self.work_dir, "%s-%02d-%s%s.log" % (
             self.label, self._runs, os.path.basename(playbook).replace(".yml", ""),
             "-check" if check else ""))
-        argv = [ANSIBLE_PLAYBOOK, "-i", self.inventory, "-i", self.lab.fragment_path, playbook]
-        argv += list(args) + (["--check"] if check else [])
-        env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
-                   PATH=os.path.join(REPO, ".venv", "bin") + os.pathsep + os.environ.get("PATH", ""),
-                   ANSIBLE_NOCOLOR="1")
-        start = time.monotonic()
-        with open(log_path, "w") as handle:
-            proc = subprocess.run(argv, cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL, check=False)
-        seconds = time.monotonic() - start
-        recap = self._recap(log_path)
-        if proc.returncode != 0:
-            raise BenchError("%s failed (exit %d), see %s" % (playbook, proc.returncode, log_path))
-        changed = sum(r["changed"] for r in recap.values())
+        run = run_playbook(self.lab, playbook, inventories=[self.inventory], args=args, check=check, timeout=None,
+                           log_path=log_path)
+        if run.returncode != 0:
+            raise BenchError("%s failed (exit %d), see %s" % (playbook, run.returncode, log_path))
         mode = " --check" if check else ""
-        self.log("  [%s] %s%s: %.1f s, changed=%d" % (self.label, playbook, mode, seconds, changed))
-        return {"seconds": round(seconds, 3), "changed": changed, "log": log_path}
-
-    @staticmethod
-    def _recap(log_path):
-        recap = {}
-        with open(log_path) as handle:
-            for line in handle:
-                match = RECAP.match(line)
-                if match:
-                    recap[match.group(1)] = {"ok": int(match.group(2)), "changed": int(match.group(3)),
-                                             "unreachable": int(match.group(4)),
-                                             "failed": int(match.group(5))}
-        return recap
+        self.log("  [%s] %s%s: %.1f s, changed=%d" % (self.label, playbook, mode, run.seconds, run.changed))
+        return {"seconds": round(run.seconds, 3), "changed": run.changed, "log": log_path}
 
     # ---- node state -----------------------------------------------------------------
     def alive_nodes(self):
@@ -147,7 +111,7 @@ class BenchLab:
             logged = all((entry.get("transitions") or [None])[-1] == entry["state"]
                          for data in info.values() for entry in data["routers"].values())
             return info if ok and logged else None
-        return poll(settled, timeout, "one master per router%s" % (" on " + on if on else ""))
+        return wait_until(settled, timeout, "one master per router%s" % (" on " + on if on else ""), interval=0.2)
 
     def wait_states(self, node, state, timeout=120.0):
         """Wait until every router on `node` is in `state`."""
@@ -156,13 +120,13 @@ class BenchLab:
             ok = set(routers) >= set(self.routers) and all(
                 routers[r]["state"] == state for r in self.routers)
             return routers if ok else None
-        return poll(settled, timeout, "every router %s on %s" % (state, node))
+        return wait_until(settled, timeout, "every router %s on %s" % (state, node), interval=0.2)
 
     def drain_muted(self, node):
         """Routers on `node` whose namespace holds the drain's MLD-dropping table."""
-        script = ('for ns in $(ip netns list | sed -n "s/^\\(qrouter-[a-z0-9-]*\\).*/\\1/p"); do '
-                  'ip netns exec "$ns" nft list table inet l3ha_drain >/dev/null 2>&1 && echo "${ns#qrouter-}"; '
-                  'done; true')
+        script = ('for ns in $(ip netns list | sed -n "s/^\\({prefix}[a-z0-9-]*\\).*/\\1/p"); do '
+                  'ip netns exec "$ns" nft list table inet l3ha_drain >/dev/null 2>&1 && echo "${{ns#{prefix}}}"; '
+                  'done; true').format(prefix=vocabulary.NAMESPACE_PREFIX)
         proc = self.lab.run(node, ["sh", "-c", script], timeout=120)
         if proc.returncode != 0:
             raise BenchError("listing the drain tables on %s failed: %s" % (node, proc.stderr.strip()))
@@ -187,8 +151,8 @@ class BenchLab:
         with open(out + ".log", "w") as log:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
         self._probers.append(proc)
-        poll(lambda: os.path.exists(out + ".running") or proc.poll() is not None, 10.0,
-             "prober %s to start" % name, step=0.01)
+        wait_until(lambda: os.path.exists(out + ".running") or proc.poll() is not None, 10.0,
+                   "prober %s to start" % name, interval=0.01)
         if proc.poll() is not None:
             raise BenchError("prober %s exited at once (log: %s.log)" % (name, out))
         return {"proc": proc, "out": out, "routers": list(routers)}

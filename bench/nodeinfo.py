@@ -4,8 +4,8 @@
 
 Prints {"routers": {NAME: {"state": STATE, "transitions": [STATE, ...],
 "transition_times": [EPOCH, ...]}},
-"memory": {NAME: {"pss_kib": N, "processes": N}}}. The transitions are the state words
-of `transitions.log` (written by notify.sh), oldest first. Memory is the PSS
+"memory": {NAME: {"pss_kib": N, "processes": N}}}. The routers part is the lab test
+driver's reader (l3ha_lab.testing.read_replicas). Memory is the PSS
 (/proc/PID/smaps_rollup) summed over every process whose command line names the
 router's directory: keepalived's parent, its VRRP child and the notify.sh reader.
 """
@@ -14,9 +14,14 @@ import argparse
 import json
 import os
 import re
+import sys
 
-ROUTER_PATH = re.compile(r"/routers/([a-z0-9][a-z0-9-]*)/")
-EPOCH = re.compile(r"^[0-9]+(\.[0-9]+)?$")  # hook output in the log has no time stamp
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lab"))
+
+from l3ha_lab.collection import vocabulary  # noqa: E402  (needs the sys.path entry above)
+from l3ha_lab.testing import RUN_DIR, read_replicas  # noqa: E402
+
+ROUTER_PATH = re.compile(r"/%s/(%s)/" % (vocabulary.ROUTERS_SUBDIR, vocabulary.ROUTER_NAME_PATTERN))
 
 
 def read_text(path):
@@ -25,22 +30,6 @@ def read_text(path):
             return handle.read()
     except OSError:
         return None
-
-
-def router_states(run_dir):
-    routers = {}
-    base = os.path.join(run_dir, "routers")
-    for name in sorted(os.listdir(base)) if os.path.isdir(base) else []:
-        state = (read_text(os.path.join(base, name, "state")) or "").split()
-        log = read_text(os.path.join(base, name, "transitions.log")) or ""
-        # Lines are "EPOCH STATE (priority N)" or "EPOCH hook ..."; keep the state words.
-        logged = [(fields[0], fields[1]) for fields in (line.split() for line in log.splitlines())
-                  if len(fields) > 1 and fields[1] in ("master", "backup", "fault", "stop")
-                  and EPOCH.match(fields[0])]
-        routers[name] = {"state": state[0] if state else None,
-                         "transitions": [word for _at, word in logged],
-                         "transition_times": [float(at) for at, _word in logged]}
-    return routers
 
 
 def pss_kib(pid):
@@ -68,10 +57,10 @@ def router_memory():
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="nodeinfo")
-    parser.add_argument("--run-dir", default="/run/l3ha")
+    parser.add_argument("--run-dir", default=RUN_DIR)
     parser.add_argument("--memory", action="store_true")
     args = parser.parse_args(argv)
-    result = {"routers": router_states(args.run_dir)}
+    result = {"routers": read_replicas(args.run_dir)}
     if args.memory:
         result["memory"] = router_memory()
     print(json.dumps(result))

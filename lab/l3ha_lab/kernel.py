@@ -164,3 +164,14 @@ def link_names(pid):
         name = line.split(":", 2)[1].strip().split("@", 1)[0]
         names.add(name)
     return names
+
+
+def process_exists(pid, started=None):
+    """Whether `pid` is in the process table (a zombie counts: it is not reaped yet) and,
+    given `started` (its start time in clock ticks), still the same process."""
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return started is None or int(fields[19]) == started

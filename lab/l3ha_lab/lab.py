@@ -565,6 +565,24 @@ class Lab:
                     _remove_mountpoint_dir(path)
         shutil.rmtree(self.dir, ignore_errors=True)
         host.release(self.dir)
+        # Dead is not gone: the box parents (unshare) and probes are orphans, which the
+        # host's init reaps when it gets to it. Return once they have left the process
+        # table, so that a caller that is done with the lab finds nothing of it.
+        recorded = [(record[pid], record[start]) for record in records
+                    for pid, start in (("pid", "start"), ("unshare_pid", "unshare_start"))
+                    if record.get(pid) and record.get(start)]
+        deadline = time.monotonic() + REAP_TIMEOUT
+        while True:
+            left = [pid for pid, started in recorded if kernel.process_exists(pid, started)]
+            if not left:
+                return
+            if time.monotonic() > deadline:
+                raise LabError("lab processes exited but were not reaped in %d s: %s"
+                               % (REAP_TIMEOUT, ", ".join(map(str, left))))
+            time.sleep(0.05)
+
+
+REAP_TIMEOUT = 15
 
 
 def _remove_mountpoint_dir(path):

@@ -88,6 +88,7 @@ CONNTRACKD_CHECKSUM = 'conntrackd.sha256'
 # Named in the router's conntrackd.conf; left behind by a killed conntrackd.
 CONNTRACKD_LOCK = 'conntrackd.lock'
 CONNTRACKD_SOCKET = 'conntrackd.ctl'
+CONNTRACKD_LOG = 'conntrackd.log'
 NOTIFY_FIFO = 'notify.fifo'
 SYSTEMD_UNIT = 'l3ha-keepalived@%s.service'
 

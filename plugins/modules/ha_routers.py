@@ -31,20 +31,16 @@ description:
   - The C(invocation) in the result (shown with C(-vvv)) lists the routers by name only; the full
     plan of a node with 1000 routers would otherwise travel back in every result.
 requirements:
-  - pyroute2
   - keepalived
   - nft (when routers have an C(nftables.nft) file)
   - conntrackd (when routers have a C(conntrackd.conf) file)
 extends_documentation_fragment:
   - l3ha.routers._attributes
+  - l3ha.routers._netlink
+  - l3ha.routers._paths
 attributes:
-  check_mode:
-    support: full
   diff_mode:
-    support: full
     details: One before/after entry per drifted router (fields) and per file whose content differs.
-  idempotent:
-    support: full
 options:
   routers:
     description:
@@ -86,18 +82,6 @@ options:
     type: str
     choices: [reconciler, systemd]
     default: reconciler
-  config_dir:
-    description: Holds C(routers/<name>/) with the router's files.
-    type: path
-    default: /etc/l3ha
-  run_dir:
-    description: Holds C(routers/<name>/) with pid files, state file and loaded-config checksums.
-    type: path
-    default: /run/l3ha
-  state_dir:
-    description: Holds the C(drained) marker.
-    type: path
-    default: /var/lib/l3ha
   keepalived_bin:
     description: keepalived executable.
     type: str
@@ -110,6 +94,14 @@ options:
     description: conntrackd executable, for routers with a C(conntrackd.conf) file (run in their namespace).
     type: str
     default: /usr/sbin/conntrackd
+notes:
+  - Its action plugin renders every router's files on the controller first, and takes three options
+    the module never sees. C(templates) names the template of each file (C(keepalived.conf),
+    C(notify.sh), C(nftables.nft), C(conntrackd.conf)). C(template_settings) holds what the
+    templates render with for every router (advert interval, GARP, hooks, health check, VRRP
+    password, conntrackd); its old name C(render) is deprecated. C(validate) (default true) runs
+    C(keepalived -t) on every new C(keepalived.conf) when keepalived is on the controller. The role
+    passes all three; see C(docs/role.md).
 author:
   - l3ha.routers developers (@l3ha)
 '''

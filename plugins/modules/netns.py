@@ -16,17 +16,9 @@ description:
     over system calls without forking C(ip).
   - Names match exactly; C(r1) and C(r10) are different namespaces.
   - Check mode and apply mode compute the same difference; only the change itself is skipped in check mode.
-requirements:
-  - pyroute2
 extends_documentation_fragment:
   - l3ha.routers._attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  idempotent:
-    support: full
+  - l3ha.routers._netlink
 options:
   name:
     description: Name of the namespace.

@@ -19,6 +19,7 @@ description:
   - The planner uses it for stable placement; the status playbook prints it.
 extends_documentation_fragment:
   - l3ha.routers._attributes
+  - l3ha.routers._paths
 attributes:
   check_mode:
     support: full
@@ -28,18 +29,6 @@ attributes:
   idempotent:
     support: full
 options:
-  config_dir:
-    description: Where the router directories are.
-    type: path
-    default: /etc/l3ha
-  run_dir:
-    description: Where the state files, pid files and loaded-config checksums are.
-    type: path
-    default: /run/l3ha
-  state_dir:
-    description: Where the C(drained) marker is.
-    type: path
-    default: /var/lib/l3ha
   node_name:
     description: Name to report in C(l3ha_node.name). Default is the host name.
     type: str

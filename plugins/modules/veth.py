@@ -18,17 +18,9 @@ description:
     deleted and created again.
   - Check mode and apply mode compute the same difference; only the changes are skipped in check mode.
   - The node reconciler M(l3ha.routers.ha_routers) uses the same code for router ports.
-requirements:
-  - pyroute2
 extends_documentation_fragment:
   - l3ha.routers._attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  idempotent:
-    support: full
+  - l3ha.routers._netlink
 options:
   name:
     description: Device name of the end in O(namespace), at most 15 characters.

@@ -13,6 +13,9 @@ up lab, and every lab it made is taken down at the end of the test.
 
 Each lab gets its own directory under /run, so tests never touch a demo lab in
 /run/l3ha-lab. `down` always runs, also when a test or `up` itself failed.
+
+The session ends with a leak check: the host must hold no named namespace, link, mount
+or lab process that it did not hold when the session began (l3ha_lab.testing.HostSnapshot).
 """
 
 import itertools
@@ -26,18 +29,34 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "lab"))
 
 from l3ha_lab import Lab  # noqa: E402  (needs the sys.path entry above)
+from l3ha_lab.testing import HostSnapshot, assert_no_leaks  # noqa: E402
+from lab_helpers import DEFAULT_INVENTORY, LAB_DIR_PREFIX  # noqa: E402  (this directory is on sys.path)
 
-DEFAULT_INVENTORY = str(REPO / "tests" / "lab" / "inventory.yml")
 _lab_numbers = itertools.count()
 
 
 def new_lab_dir():
-    return "/run/l3ha-lab-test-%d-%d" % (os.getpid(), next(_lab_numbers))
+    return LAB_DIR_PREFIX + str(next(_lab_numbers))
 
 
 def _require_root():
     if os.geteuid() != 0:
         pytest.skip("the lab needs root (namespaces, mounts)")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def host_left_as_found(tmp_path_factory):
+    """Fail the session when it left anything on the host (after every lab's `down`).
+
+    Processes count when they are this session's: started by it, or naming one of its lab
+    directories or its temporary directory (other labs may run on the machine meanwhile)."""
+    if os.geteuid() != 0:
+        yield
+        return
+    owned_by = [LAB_DIR_PREFIX, str(tmp_path_factory.getbasetemp()) + os.sep]
+    before = HostSnapshot.take(owned_by)
+    yield
+    assert_no_leaks(before, owned_by=owned_by)
 
 
 @pytest.fixture(scope="module")

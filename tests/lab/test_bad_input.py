@@ -17,8 +17,8 @@ import copy
 import pytest
 import yaml
 
-from hardening_lab import (DEFAULT_INVENTORY, converge, differences, run_playbook, settled_snapshot, snapshot_all,
-                           wait_one_master)
+from l3ha_lab.testing import converge, run_playbook, wait_one_master
+from lab_helpers import DEFAULT_INVENTORY, differences, settled_snapshot, snapshot_all
 
 NODES = ["net1", "net2"]
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from lab_helpers import LAB_DIR_PREFIX
+
 REPO = Path(__file__).resolve().parents[2]
 RUN = str(REPO / "bench" / "run")
 
@@ -24,7 +26,7 @@ def smoke(tmp_path_factory):
     if os.geteuid() != 0:
         pytest.skip("the lab needs root (namespaces, mounts)")
     out = tmp_path_factory.mktemp("bench")
-    prefix = "/run/l3ha-bench-smoke-%d" % os.getpid()
+    prefix = LAB_DIR_PREFIX + "bench"
     proc = subprocess.run([RUN, "--smoke", "--out", str(out), "--lab-prefix", prefix],
                           capture_output=True, text=True, timeout=900, check=False)
     leftovers = glob.glob(prefix + "-*")

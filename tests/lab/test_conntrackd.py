@@ -24,8 +24,10 @@ import time
 import pytest
 import yaml
 
-from hardening_lab import (converge, keepalived_pids, masters, node_sh, poll, recap, record_measurement,
-                           wait_one_master)
+from l3ha_lab.collection import vocabulary
+from l3ha_lab.testing import (RUN_DIR, CONFIG_DIR, converge, keepalived_pids, masters, namespace_of, node_sh, recap,
+                              router_config_dir, router_run_dir, wait_one_master, wait_until)
+from lab_helpers import record_measurement
 
 NODES = ["net1", "net2"]
 UPSTREAM = "203.0.113.1"
@@ -35,7 +37,8 @@ ROUTERS = {
     "ct": {"client": "client-net-a", "snat": "203.0.113.10"},
     "plain": {"client": "client-net-b", "snat": "203.0.113.11"},
 }
-CONFIG = "/etc/l3ha/routers/ct/conntrackd.conf"
+CONFIG = os.path.join(router_config_dir("ct"), vocabulary.CONNTRACKD_CONF)
+CT_NAMESPACE = namespace_of("ct")
 # How long a byte may take to cross the lab before the connection counts as broken.
 ANSWER_DEADLINE = 5.0
 
@@ -198,7 +201,7 @@ def conntrackd_namespaces(lab, node):
 
 def external_cache(lab, node):
     """conntrackd's external cache of router ct on the node (what the peer synced)."""
-    return node_sh(lab, node, "ip netns exec qrouter-ct conntrackd -C %s -e" % CONFIG)
+    return node_sh(lab, node, "ip netns exec %s conntrackd -C %s -e" % (CT_NAMESPACE, CONFIG))
 
 
 def put_master_on(lab, router, node):
@@ -210,20 +213,21 @@ def put_master_on(lab, router, node):
     parent, _child = keepalived_pids(lab, current, router)
     argv = node_sh(lab, current, "tr '\\0' ' ' </proc/%d/cmdline" % parent).strip()
     node_sh(lab, current, "kill -TERM %d" % parent)
-    poll(lambda: masters(lab, NODES, router) == [node], 30, "%s to take %s over" % (node, router))
-    poll(lambda: not node_sh(lab, current, "cat /proc/%d/stat 2>/dev/null; true" % parent), 30,
-         "the stopped keepalived of %s on %s to exit" % (router, current))
-    node_sh(lab, current, "ip netns exec qrouter-%s %s" % (router, argv))
-    poll(lambda: keepalived_pids(lab, current, router)[0] not in (None, parent), 30,
-         "keepalived of %s to run again on %s" % (router, current))
+    wait_until(lambda: masters(lab, NODES, router), 30, "%s to take %s over" % (node, router),
+               ok=lambda seen: seen == [node])
+    wait_until(lambda: not node_sh(lab, current, "cat /proc/%d/stat 2>/dev/null; true" % parent), 30,
+               "the stopped keepalived of %s on %s to exit" % (router, current))
+    node_sh(lab, current, "ip netns exec %s %s" % (namespace_of(router), argv))
+    wait_until(lambda: keepalived_pids(lab, current, router)[0] not in (None, parent), 30,
+               "keepalived of %s to run again on %s" % (router, current))
 
 
 def test_rerun_changes_nothing_and_conntrackd_runs_only_for_its_router(converged, lab_inventory):
     lab, first = converged
-    files = node_sh(lab, "net1", "ls /etc/l3ha/routers/ct /etc/l3ha/routers/plain").split()
+    files = node_sh(lab, "net1", "ls %s %s" % (router_config_dir("ct"), router_config_dir("plain"))).split()
     assert files.count("conntrackd.conf") == 1, files  # ct has one, plain none
     for node in NODES:
-        assert conntrackd_namespaces(lab, node) == ["qrouter-ct"], node
+        assert conntrackd_namespaces(lab, node) == [CT_NAMESPACE], node
     again = converge(lab, inventories=lab_inventory)
     counters = recap(again.stdout)
     assert counters and all(entry["changed"] == 0 for entry in counters.values()), again.stdout[-3000:]
@@ -241,12 +245,12 @@ def test_a_killed_conntrackd_is_started_again(converged, lab_inventory):
     lab, _result = converged
     killed = conntrackd_pid(lab, "net2")
     node_sh(lab, "net2", "kill -KILL %d" % killed)
-    poll(lambda: conntrackd_pid(lab, "net2") is None, 30, "the killed conntrackd to be gone")
-    assert "conntrackd.lock" in node_sh(lab, "net2", "ls /run/l3ha/routers/ct")
+    wait_until(lambda: conntrackd_pid(lab, "net2"), 30, "the killed conntrackd to be gone", ok=lambda pid: pid is None)
+    assert "conntrackd.lock" in node_sh(lab, "net2", "ls %s" % router_run_dir("ct"))
     result = converge(lab, inventories=lab_inventory)
     assert recap(result.stdout)["net2"]["changed"] == 1, result.stdout[-3000:]
     assert conntrackd_pid(lab, "net2") not in (None, killed)
-    assert conntrackd_namespaces(lab, "net2") == ["qrouter-ct"]
+    assert conntrackd_namespaces(lab, "net2") == [CT_NAMESPACE]
 
 
 def test_switching_conntrackd_off_and_on_again(converged, lab_inventory):
@@ -259,11 +263,13 @@ def test_switching_conntrackd_off_and_on_again(converged, lab_inventory):
     converge(lab, inventories=lab_inventory, extra_vars={"l3ha_routers": routers})
     for node in NODES:
         assert conntrackd_namespaces(lab, node) == [], node
-        assert "conntrackd" not in node_sh(lab, node, "ls /etc/l3ha/routers/ct; cat /etc/l3ha/routers/ct/notify.sh")
+        directory = router_config_dir("ct")
+        listed = node_sh(lab, node, "ls %s; cat %s/%s" % (directory, directory, vocabulary.NOTIFY_SCRIPT))
+        assert "conntrackd" not in listed
         assert keepalived_pids(lab, node, "ct")[0] == keepalived_before[node], node
     converge(lab, inventories=lab_inventory)
     for node in NODES:
-        assert conntrackd_namespaces(lab, node) == ["qrouter-ct"], node
+        assert conntrackd_namespaces(lab, node) == [CT_NAMESPACE], node
         assert keepalived_pids(lab, node, "ct")[0] == keepalived_before[node], node
 
 
@@ -274,10 +280,12 @@ def test_removing_the_router_stops_its_conntrackd(converged, lab_inventory):
     converge(lab, inventories=lab_inventory, extra_vars={"l3ha_routers": routers})
     for node in NODES:
         assert node_sh(lab, node, "pgrep -x conntrackd; true").split() == [], node
-        assert node_sh(lab, node, "ls /run/l3ha/routers /etc/l3ha/routers").split().count("ct") == 0, node
+        tops = [os.path.join(top, vocabulary.ROUTERS_SUBDIR) for top in (RUN_DIR, CONFIG_DIR)]
+        listed = node_sh(lab, node, "ls %s %s" % tuple(tops))
+        assert listed.split().count("ct") == 0, node
     converge(lab, inventories=lab_inventory)
     for node in NODES:
-        assert conntrackd_namespaces(lab, node) == ["qrouter-ct"], node
+        assert conntrackd_namespaces(lab, node) == [CT_NAMESPACE], node
     wait_one_master(lab, NODES, "ct")
 
 
@@ -291,16 +299,16 @@ def test_tcp_connection_survives_crash_failover_only_with_conntrackd(converged, 
         # Sync traffic gets into the backup's namespace (its ruleset lets it in): the
         # backup's external cache holds ct's connection.
         client_port = connections["ct"].client.getsockname()[1]
-        poll(lambda: "sport=%d dport=%d" % (client_port, PORT) in external_cache(lab, survivor), 30,
-             "ct's connection in the external cache of %s" % survivor)
-        ruleset = node_sh(lab, survivor, "ip netns exec qrouter-ct nft -j list ruleset")
+        wait_until(lambda: "sport=%d dport=%d" % (client_port, PORT) in external_cache(lab, survivor), 30,
+                   "ct's connection in the external cache of %s" % survivor)
+        ruleset = node_sh(lab, survivor, "ip netns exec %s nft -j list ruleset" % CT_NAMESPACE)
         assert not inbound_ipv4_drops(ruleset), ruleset
 
         crashed_at = time.monotonic()
         lab.crash(victim)
         for router in ROUTERS:
-            poll(lambda r=router: masters(lab, [survivor], r) == [survivor], 60,
-                 "%s to become master of %s" % (survivor, router))
+            wait_until(lambda r=router: masters(lab, [survivor], r), 60,
+                       "%s to become master of %s" % (survivor, router), ok=lambda seen: seen == [survivor])
         record_measurement("conntrackd-crash-failover", seconds_to_master=round(time.monotonic() - crashed_at, 2))
 
         outcome = {}

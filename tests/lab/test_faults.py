@@ -18,9 +18,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hardening_lab import (PLAYBOOK, REPO, answers, converge, ha_vxlan_device, keepalived_pids, masters, node_sh,
-                           poll, probing, process_alive, recap, record_measurement, run_playbook, state_changes,
-                           transitions, vip_holders, wait_one_master, wait_settled)
+from l3ha_lab.collection import vocabulary
+from l3ha_lab.testing import (ANSIBLE_PLAYBOOK, REPO, RUN_DIR, TRANSITIONS_LOG, answers, converge, keepalived_pids,
+                              masters, namespace_of, node_sh, playbook_env, probing, process_alive, process_running,
+                              recap, router_config_dir, router_run_dir, run_playbook, state_changes, transitions,
+                              wait_one_master, wait_settled, wait_until)
+from lab_helpers import ha_vxlan_device, record_measurement, vip_holders
 
 INVENTORY = str(Path(__file__).with_name("faults_inventory.yml"))
 NODES = ["net1", "net2"]
@@ -52,7 +55,8 @@ def fault_lab(converged):
     one holder of r1's gateway address."""
     yield converged
     wait_settled(converged, NODES, ROUTERS)
-    poll(lambda: len(vip_holders(converged, NODES, "r1", R1_GATEWAY)) == 1, 30, "one holder of r1's gateway address")
+    wait_until(lambda: vip_holders(converged, NODES, "r1", R1_GATEWAY), 30, "one holder of r1's gateway address",
+               ok=lambda holders: len(holders) == 1)
 
 
 def other(node):
@@ -64,7 +68,7 @@ def site(lab, **kwargs):
 
 
 def wait_traffic(lab):
-    poll(lambda: answers(lab, CLIENT, UPSTREAM), 30, "client to upstream through r1", interval=0.1)
+    wait_until(lambda: answers(lab, CLIENT, UPSTREAM), 30, "client to upstream through r1", interval=0.1)
 
 
 def test_keepalived_sigkill_on_master(fault_lab):
@@ -78,18 +82,21 @@ def test_keepalived_sigkill_on_master(fault_lab):
         # Stopped first: a dying parent sends its child SIGTERM (a clean exit that removes
         # the addresses), and a child dying first would be restarted by the parent.
         node_sh(lab, master, "kill -STOP {p} {c} && kill -KILL {c} {p}".format(p=parent, c=child))
-        poll(lambda: masters(lab, NODES, "r1") == [other(master)], 30, "%s to take r1 over" % other(master))
+        wait_until(lambda: masters(lab, NODES, "r1"), 30, "%s to take r1 over" % other(master),
+                   ok=lambda seen: seen == [other(master)])
         # The dead keepalived could not remove anything: both replicas hold the addresses.
         assert sorted(vip_holders(lab, NODES, "r1", R1_GATEWAY)) == NODES
         # notify.sh saw its writer die without STOP and recorded it.
-        poll(lambda: transitions(lab, master, "r1")[-1:] == ["stop"], 10, "stop recorded on %s" % master)
+        wait_until(lambda: transitions(lab, master, "r1")[-1:], 10, "stop recorded on %s" % master,
+                   ok=lambda seen: seen == ["stop"])
         wait_traffic(lab)
     record_measurement("keepalived SIGKILL on master", probe=probe)
     assert probe["received"] > 0
 
     site(lab)
-    poll(lambda: keepalived_pids(lab, master, "r1")[0] not in (None, parent), 30, "a new keepalived on " + master)
-    poll(lambda: transitions(lab, master, "r1")[-1:] == ["backup"], 30, "r1 on %s back as backup" % master)
+    wait_until(lambda: keepalived_pids(lab, master, "r1")[0] not in (None, parent), 30, "a new keepalived on " + master)
+    wait_until(lambda: transitions(lab, master, "r1")[-1:], 30, "r1 on %s back as backup" % master,
+               ok=lambda seen: seen == ["backup"])
     assert vip_holders(lab, NODES, "r1", R1_GATEWAY) == [other(master)], "stale addresses left on " + master
     assert masters(lab, NODES, "r1") == [other(master)]
 
@@ -102,7 +109,8 @@ def test_vrrp_child_sigkill_is_respawned(fault_lab):
     parent, child = keepalived_pids(lab, master, "r1")
     with probing(lab, "child-kill", CLIENT, UPSTREAM) as probe:
         node_sh(lab, master, "kill -KILL %d" % child)
-        poll(lambda: masters(lab, NODES, "r1") == [other(master)], 30, "%s to take r1 over" % other(master))
+        wait_until(lambda: masters(lab, NODES, "r1"), 30, "%s to take r1 over" % other(master),
+                   ok=lambda seen: seen == [other(master)])
         wait_traffic(lab)
     record_measurement("VRRP child SIGKILL on master", probe=probe)
 
@@ -110,23 +118,24 @@ def test_vrrp_child_sigkill_is_respawned(fault_lab):
         pids = keepalived_pids(lab, master, "r1")
         return pids if pids[1] not in (None, child) else None
 
-    new_parent, new_child = poll(respawned, 30, "a new VRRP child on " + master)
+    new_parent, new_child = wait_until(respawned, 30, "a new VRRP child on " + master)
     assert new_parent == parent and process_alive(lab, master, new_child)
-    poll(lambda: vip_holders(lab, NODES, "r1", R1_GATEWAY) == [other(master)], 30,
-         "the respawned child on %s to drop the stale addresses" % master)
+    wait_until(lambda: vip_holders(lab, NODES, "r1", R1_GATEWAY) == [other(master)], 30,
+               "the respawned child on %s to drop the stale addresses" % master)
     try:
-        poll(lambda: transitions(lab, master, "r1")[-1:] == ["backup"], 30, "r1 on %s back as backup" % master)
+        wait_until(lambda: transitions(lab, master, "r1")[-1:], 30, "r1 on %s back as backup" % master,
+                   ok=lambda seen: seen == ["backup"])
     except AssertionError as exc:
         raise AssertionError("%s\n%s" % (exc, transition_logs(lab)))
     # The old child's notify reader must not stay as a second reader of the FIFO.
-    poll(lambda: len(notify_readers(lab, master, "r1")) == 1, 30, "one notify reader of r1 on " + master)
+    wait_until(lambda: len(notify_readers(lab, master, "r1")) == 1, 30, "one notify reader of r1 on " + master)
     wait_settled(lab, NODES, ROUTERS)
     assert masters(lab, NODES, "r1") == [other(master)]
 
 
 def notify_readers(lab, node, router):
     """pids of the router's notify.sh FIFO readers."""
-    out = lab.run(node, ["pgrep", "-f", "notify.sh fifo /run/l3ha/routers/%s/" % router], timeout=30).stdout
+    out = lab.run(node, ["pgrep", "-f", "notify.sh fifo %s/" % router_run_dir(router)], timeout=30).stdout
     return out.split()
 
 
@@ -137,7 +146,8 @@ def test_ha_link_cut_is_split_brain_until_restored(fault_lab, tmp_path):
     device = ha_vxlan_device(lab, backup, "r1")
     try:
         node_sh(lab, backup, "ip link set %s down" % device)
-        poll(lambda: sorted(masters(lab, NODES, "r1")) == NODES, 30, "both replicas of r1 master")
+        wait_until(lambda: sorted(masters(lab, NODES, "r1")), 30, "both replicas of r1 master",
+                   ok=lambda seen: seen == NODES)
         report_path = tmp_path / "status.json"
         result = run_playbook(lab, "l3ha.routers.status", inventories=[INVENTORY],
                               extra_vars={"l3ha_status_json": str(report_path)})
@@ -149,7 +159,7 @@ def test_ha_link_cut_is_split_brain_until_restored(fault_lab, tmp_path):
         node_sh(lab, backup, "ip link set %s up" % device)
     restored = time.monotonic()
     wait_one_master(lab, NODES, "r1")
-    poll(lambda: len(vip_holders(lab, NODES, "r1", R1_GATEWAY)) == 1, 30, "one holder of r1's addresses")
+    wait_until(lambda: len(vip_holders(lab, NODES, "r1", R1_GATEWAY)) == 1, 30, "one holder of r1's addresses")
     record_measurement("HA link cut: one master again after restore", seconds=round(time.monotonic() - restored, 3),
                        polled_every=0.05)
 
@@ -160,7 +170,8 @@ def test_external_link_down_moves_master(fault_lab):
     try:
         with probing(lab, "uplink", CLIENT, UPSTREAM) as probe:
             lab.link(master, "ext", False)
-            poll(lambda: masters(lab, NODES, "r1") == [other(master)], 60, "gateway tracking to move r1 off " + master)
+            wait_until(lambda: masters(lab, NODES, "r1"), 60, "gateway tracking to move r1 off " + master,
+                       ok=lambda seen: seen == [other(master)])
             wait_traffic(lab)
         record_measurement("external link down on master", probe=probe)
         assert transitions(lab, master, "r1")[-1] == "fault"
@@ -182,8 +193,8 @@ def test_external_link_down_moves_master(fault_lab):
 
 def client_vtep_of(lab, router):
     """The node whose VTEP the client's vxlan device sends the router's qr MAC to."""
-    mac = json.loads(node_sh(lab, NODES[0], "cat /etc/l3ha/routers/%s/router.json" % router))["metadata"]["macs"][
-        "net/demo-net"]
+    record = os.path.join(router_config_dir(router), vocabulary.RECORD_FILE)
+    mac = json.loads(node_sh(lab, NODES[0], "cat %s" % record))["metadata"]["macs"]["net/demo-net"]
     fdb = lab.run(CLIENT, ["bridge", "fdb", "show", "dev", "demo-net"], timeout=30).stdout
     tunnel_ips = {node["tunnel_ip"]: node["name"] for node in lab.status()["nodes"]}
     for line in fdb.splitlines():
@@ -201,6 +212,11 @@ def extra_routers(count):
 def namespaces(lab, node):
     result = lab.run(node, ["ip", "netns", "list"], timeout=30)
     return set(line.split()[0] for line in result.stdout.splitlines() if line.strip())
+
+
+def routers_on(lab, node):
+    """Routers whose namespace exists on the node."""
+    return {vocabulary.router_of(ns) for ns in namespaces(lab, node)} - {None}
 
 
 def ansible_processes(lab):
@@ -250,16 +266,8 @@ def kill_process_tree(process):
         frozen += more
     signal_all(frozen, signal.SIGKILL)
     process.wait()
-    poll(lambda: not any(running_here(pid) for pid in frozen[1:]), 30, "the killed controller's workers to exit")
-
-
-def running_here(pid):
-    """Whether `pid` runs on this machine (a zombie does not count)."""
-    try:
-        with open("/proc/%d/stat" % pid) as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (OSError, IndexError):
-        return False
+    wait_until(lambda: [pid for pid in frozen[1:] if process_running(pid)], 30,
+               "the killed controller's workers to exit", ok=lambda running: not running)
 
 
 def test_converge_interrupted_then_rerun(fault_lab, tmp_path):
@@ -270,22 +278,19 @@ def test_converge_interrupted_then_rerun(fault_lab, tmp_path):
     before = {(node, router): len(transitions(lab, node, router)) for node in NODES for router in ROUTERS}
     vars_file = tmp_path / "vars.json"
     vars_file.write_text(json.dumps(wanted))
-    command = [PLAYBOOK, "-i", INVENTORY, "-i", lab.fragment_path, "-e", "@%s" % vars_file, "l3ha.routers.site"]
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               PATH=str(REPO / ".venv" / "bin") + ":" + os.environ["PATH"])
+    command = [ANSIBLE_PLAYBOOK, "-i", INVENTORY, "-i", lab.fragment_path, "-e", "@%s" % vars_file, "l3ha.routers.site"]
+    env = playbook_env()
     with probing(lab, "interrupted", CLIENT, UPSTREAM) as probe:
         with open(tmp_path / "interrupted.log", "w") as log:
-            controller = subprocess.Popen(command, cwd=str(REPO), env=env, stdout=log, stderr=subprocess.STDOUT,
+            controller = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
                                           start_new_session=True)
         try:
-            changed_node = poll(lambda: [n for n in NODES if set(names) & set(
-                ns[len("qrouter-"):] for ns in namespaces(lab, n))], 120, "a node to show a new router",
-                interval=0.02)
+            changed_node = wait_until(lambda: [n for n in NODES if set(names) & routers_on(lab, n)], 120,
+                                      "a node to show a new router", interval=0.02)
         finally:
             kill_process_tree(controller)
-        partial = {node: sorted(set(names) & set(ns[len("qrouter-"):] for ns in namespaces(lab, node)))
-                   for node in NODES}
-        poll(lambda: not ansible_processes(lab), 60, "the killed run's modules to end")
+        partial = {node: sorted(set(names) & routers_on(lab, node)) for node in NODES}
+        wait_until(lambda: ansible_processes(lab), 60, "the killed run's modules to end", ok=lambda nodes: not nodes)
         site(lab, extra_vars=wanted)
         for router in ROUTERS + names:
             wait_one_master(lab, NODES, router)
@@ -295,7 +300,7 @@ def test_converge_interrupted_then_rerun(fault_lab, tmp_path):
     assert counts and all(c["changed"] == 0 for c in counts.values()), second.stdout[-3000:]
     for router in names:
         for node in NODES:
-            assert "qrouter-" + router in namespaces(lab, node)
+            assert namespace_of(router) in namespaces(lab, node)
         gateway = router_gateway_ip(added, router)
         assert len(vip_holders(lab, NODES, router, gateway)) == 1, router
     # The routers that were there all along never changed state.
@@ -305,12 +310,14 @@ def test_converge_interrupted_then_rerun(fault_lab, tmp_path):
     # Back to the inventory: the added routers are purged.
     site(lab)
     for node in NODES:
-        assert not set("qrouter-" + name for name in names) & namespaces(lab, node)
+        assert not set(names) & routers_on(lab, node)
 
 
 def transition_logs(lab):
     """Every router's transitions.log (timestamped), for failure messages."""
-    script = "tail -n 8 /run/l3ha/routers/*/transitions.log /run/l3ha/routers/*/state; ps -eo pid,ppid,args | grep [n]otify"
+    routers = os.path.join(RUN_DIR, vocabulary.ROUTERS_SUBDIR)
+    script = "tail -n 8 %s/*/%s %s/*/%s; ps -eo pid,ppid,args | grep [n]otify" % (
+        routers, TRANSITIONS_LOG, routers, vocabulary.STATE_FILE)
     return {node: node_sh(lab, node, script) for node in NODES}
 
 

@@ -11,12 +11,13 @@ import subprocess
 import sys
 import sysconfig
 import tarfile
-import time
 import types
 from pathlib import Path
 
 import pytest
 import yaml
+
+from l3ha_lab.testing import answers, wait_until  # on sys.path through conftest.py
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -115,10 +116,6 @@ def test_execution_environment_gets_the_controller_dependencies(installed):
     assert all("from collection l3ha.routers" in line for line in found.get("system") or []), found
 
 
-def _pings(lab, endpoint, address):
-    return lab.run(endpoint, ["ping", "-c", "1", "-W", "1", address], timeout=10).returncode == 0
-
-
 def test_site_from_the_installed_collection_converges_the_lab(installed, lab):
     with open(str(INVENTORY)) as handle:
         router = yaml.safe_load(handle)["all"]["children"]["l3ha_network_nodes"]["vars"]["l3ha_routers"][0]
@@ -142,7 +139,5 @@ def test_site_from_the_installed_collection_converges_the_lab(installed, lab):
     # The router forwards: the tenant client reaches upstream through it (SNAT).
     upstream = router["gateway"]["gateway_ip"][0]
     client = "client-" + router["interfaces"][0]["network"]
-    deadline = time.monotonic() + 30
-    while not _pings(lab, client, upstream):
-        assert time.monotonic() < deadline, "%s cannot reach %s through %s" % (client, upstream, router["name"])
-        time.sleep(0.2)
+    wait_until(lambda: answers(lab, client, upstream), 30,
+               "%s to reach %s through %s" % (client, upstream, router["name"]), interval=0.2)

@@ -13,11 +13,14 @@ tests/lab/test_bad_input.py: such input fails before any node changes.
 """
 
 import json
+import os
 import subprocess
 
 import pytest
 
-from hardening_lab import PYTHON, REPO, converge, node_sh, run_playbook, wait_settled
+from l3ha_lab.collection import vocabulary
+from l3ha_lab.testing import (CONFIG_DIR, PYTHON, RUN_DIR, STATE_DIR, VENV_BIN, converge, node_sh, router_config_dir,
+                              run_playbook, wait_settled)
 
 NODES = ["net1", "net2"]
 ROUTER = "r1"
@@ -81,7 +84,7 @@ def converged(lab):
 
 
 def inspect(lab, node):
-    result = lab.run(node, [PYTHON, "-c", INSPECT_SCRIPT, "/etc/l3ha", "/run/l3ha", "/var/lib/l3ha"], timeout=60)
+    result = lab.run(node, [PYTHON, "-c", INSPECT_SCRIPT, CONFIG_DIR, RUN_DIR, STATE_DIR], timeout=60)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -95,7 +98,7 @@ def test_router_files_and_directories_are_private(converged, node):
         name = path.rsplit("/", 1)[1]
         if info["dir"]:
             wanted = 0o700
-        elif path.startswith("/etc/l3ha/"):
+        elif path.startswith(CONFIG_DIR + "/"):
             wanted = FILE_MODES.get(name, 0o600)
         else:
             wanted = None  # run-time files: only their directory (0700) keeps others out
@@ -106,7 +109,7 @@ def test_router_files_and_directories_are_private(converged, node):
             wrong.append("%s: writable by group or others (%o)" % (path, info["mode"]))
     assert not wrong, "\n".join(wrong)
     for name, mode in FILE_MODES.items():
-        assert found["files"]["/etc/l3ha/routers/%s/%s" % (ROUTER, name)]["mode"] == mode
+        assert found["files"][os.path.join(router_config_dir(ROUTER), name)]["mode"] == mode
 
 
 @pytest.mark.parametrize("node", NODES)
@@ -139,7 +142,7 @@ def vault_vars_file(directory, secret):
     password_file.write_text(VAULT_PASSWORD + "\n")
     vars_file = directory / ("secret-%s.yml" % secret[:2])
     vars_file.write_text("l3ha_vrrp_auth_pass: %s\n" % secret)
-    subprocess.run([str(REPO / ".venv" / "bin" / "ansible-vault"), "encrypt", "--vault-password-file",
+    subprocess.run([os.path.join(VENV_BIN, "ansible-vault"), "encrypt", "--vault-password-file",
                     str(password_file), str(vars_file)], check=True, capture_output=True, timeout=120)
     assert secret not in vars_file.read_text()
     return password_file, vars_file
@@ -170,7 +173,7 @@ def test_vault_auth_pass_never_shown(converged, tmp_path):
                 assert "keepalived.conf" in result.stdout, "the run showed no diff of keepalived.conf"
             # The password did reach the nodes (or is gone from them), so the run did carry it.
             for node in NODES:
-                conf = node_sh(lab, node, "cat /etc/l3ha/routers/%s/keepalived.conf" % ROUTER)
+                conf = node_sh(lab, node, "cat %s/%s" % (router_config_dir(ROUTER), vocabulary.KEEPALIVED_CONF))
                 if secret:
                     assert "auth_pass %s" % secret in conf, node
                 else:
@@ -182,7 +185,7 @@ def test_vault_auth_pass_never_shown(converged, tmp_path):
                 assert secret not in text, "run %s shows the VRRP password %s" % (step, secret)
         # Nor is it anywhere under the run directory (state, transitions log).
         for node in NODES:
-            leaked = lab.run(node, ["grep", "-rl", "-e", SECRETS[0], "-e", SECRETS[1], "/run/l3ha"], timeout=30)
+            leaked = lab.run(node, ["grep", "-rl", "-e", SECRETS[0], "-e", SECRETS[1], RUN_DIR], timeout=30)
             assert leaked.returncode == 1, leaked.stdout
     finally:
         if not restored:

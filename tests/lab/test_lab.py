@@ -3,17 +3,18 @@
 import json
 import os
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from l3ha_lab import Lab, LabError, host, model, probe  # on sys.path through conftest.py
+from l3ha_lab.testing import (CONFIG_DIR, PYTHON, REPO, RUN_DIR, VENV_BIN, HostSnapshot, namespace_of, process_exists,
+                              wait_until)
+from lab_helpers import DEFAULT_INVENTORY, LAB_DIR_PREFIX
 
-REPO = Path(__file__).resolve().parents[2]
-DEFAULT_INVENTORY = str(REPO / "tests" / "lab" / "inventory.yml")
-
-CLI = str(REPO / "lab" / "l3ha-lab")
+CLI = os.path.join(REPO, "lab", "l3ha-lab")
+MARKER = os.path.join(CONFIG_DIR, "marker")   # a file on a node's config disk
+DISK = os.path.join(CONFIG_DIR, "disk")
 
 
 def sh(lab, name, script, check=True):
@@ -26,15 +27,6 @@ def sh(lab, name, script, check=True):
 
 def pings(lab, name, address):
     return lab.run(name, ["ping", "-c", "1", "-W", "1", address]).returncode == 0
-
-
-def poll(condition, timeout, what):
-    """Wait until condition() is true; fail with `what` when the deadline passes."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting: %s" % what)
-        time.sleep(0.01)
 
 
 def _ns_inode(pid, kind):
@@ -159,24 +151,24 @@ def test_probe_summary_counts_the_outage_until_the_last_send():
 def test_nodes_are_isolated_from_each_other_and_from_the_host(lab):
     assert sh(lab, "net1", "hostname").stdout.strip() == "net1"
     assert sh(lab, "net2", "hostname").stdout.strip() == "net2"
+    namespace = namespace_of("isolation")
     try:
-        sh(lab, "net1", "ip netns add qrouter-isolation && echo one > /etc/l3ha/marker")
-        sh(lab, "net2", "echo two > /etc/l3ha/marker")
-        assert "qrouter-isolation" in sh(lab, "net1", "ip netns list").stdout
-        assert "qrouter-isolation" not in sh(lab, "net2", "ip netns list").stdout
-        assert "qrouter-isolation" not in subprocess.run(
-            ["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
-        assert sh(lab, "net1", "cat /etc/l3ha/marker").stdout == "one\n"
-        assert sh(lab, "net2", "cat /etc/l3ha/marker").stdout == "two\n"
-        assert not os.path.exists("/etc/l3ha/marker")
+        sh(lab, "net1", "ip netns add %s && echo one > %s" % (namespace, MARKER))
+        sh(lab, "net2", "echo two > %s" % MARKER)
+        assert namespace in sh(lab, "net1", "ip netns list").stdout
+        assert namespace not in sh(lab, "net2", "ip netns list").stdout
+        assert namespace not in HostSnapshot.take().netns
+        assert sh(lab, "net1", "cat %s" % MARKER).stdout == "one\n"
+        assert sh(lab, "net2", "cat %s" % MARKER).stdout == "two\n"
+        assert not os.path.exists(MARKER)
         # Each node sees only its own processes.
         listing = [line.split() for line in
                    sh(lab, "net1", "ps -e -o pid=,comm=").stdout.splitlines()]
         assert listing[0][0] == "1" and listing[0][1].startswith("python")
         assert [comm for _pid, comm in listing[1:]] == ["sh", "ps"]
     finally:
-        sh(lab, "net1", "ip netns del qrouter-isolation; rm -f /etc/l3ha/marker", check=False)
-        sh(lab, "net2", "rm -f /etc/l3ha/marker", check=False)
+        sh(lab, "net1", "ip netns del %s; rm -f %s" % (namespace, MARKER), check=False)
+        sh(lab, "net2", "rm -f %s" % MARKER, check=False)
 
 
 def test_node_pid1_reaps_orphans(lab):
@@ -184,9 +176,9 @@ def test_node_pid1_reaps_orphans(lab):
     orphan = sh(lab, "net1", "sleep 0.2 & echo $!").stdout.strip()
     assert orphan.isdigit()
 
-    def reaped():
-        return sh(lab, "net1", "ps -o stat= -p %s" % orphan, check=False).stdout.strip() == ""
-    poll(reaped, 10, "the orphan to be reaped, not left as a zombie")
+    def stat():
+        return sh(lab, "net1", "ps -o stat= -p %s" % orphan, check=False).stdout.strip()
+    wait_until(stat, 10, "the orphan to be reaped, not left as a zombie", interval=0.01, ok=lambda found: found == "")
 
 
 def _add_vxlan(lab, node, vni, local, address, remotes, name="vxt"):
@@ -215,7 +207,7 @@ def test_clients_reach_upstream_over_a_bridge_network(lab):
     fetch = "import urllib.request,sys; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode().strip())"
     for url, source in (("http://203.0.113.1/", "203.0.113.2"),
                         ("http://[2001:db8:ff::1]/", "2001:db8:ff::2")):
-        proc = lab.run("client-ext", [str(REPO / ".venv/bin/python"), "-c", fetch, url])
+        proc = lab.run("client-ext", [PYTHON, "-c", fetch, url])
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.strip() == source
 
@@ -284,17 +276,18 @@ def test_link_rejects_unknown_names(lab):
 
 def test_crash_kills_every_process_of_the_node_and_boot_brings_it_back_empty(lab):
     try:
-        sh(lab, "net2", "ip netns add qrouter-crash && echo kept > /etc/l3ha/disk "
-                        "&& echo gone > /run/volatile && mkdir -p /run/l3ha "
+        crashing = namespace_of("crash")
+        sh(lab, "net2", "ip netns add %s && echo kept > %s "
+                        "&& echo gone > /run/volatile && mkdir -p %s "
                         "&& (setsid sleep 300 >/dev/null 2>&1 &) "
-                        "&& (ip netns exec qrouter-crash sleep 300 >/dev/null 2>&1 &)")
+                        "&& (ip netns exec %s sleep 300 >/dev/null 2>&1 &)" % (crashing, DISK, RUN_DIR, crashing))
         holder = lab.box_pid("net2")
         pid_ns = _ns_inode(holder, "pid")
         victims = processes_in_pid_namespaces({pid_ns})
         assert len(victims) >= 3        # PID 1 and the two sleeps
         lab.crash("net2")
-        poll(lambda: not processes_in_pid_namespaces({pid_ns}), 1.0,
-             "every process of net2 to die")
+        wait_until(lambda: processes_in_pid_namespaces({pid_ns}), 1.0, "every process of net2 to die",
+                   interval=0.01, ok=lambda left: not left)
         status = {n["name"]: n for n in lab.status()["nodes"]}
         assert status["net2"]["alive"] is False and status["net1"]["alive"] is True
         with pytest.raises(LabError, match="not running"):
@@ -308,7 +301,7 @@ def test_crash_kills_every_process_of_the_node_and_boot_brings_it_back_empty(lab
         assert lab.box_pid("net2") != holder
         assert sh(lab, "net2", "ip netns list").stdout.strip() == ""
         assert sh(lab, "net2", "ls -A /run").stdout.split() == ["lock"]
-        assert sh(lab, "net2", "cat /etc/l3ha/disk").stdout == "kept\n"
+        assert sh(lab, "net2", "cat %s" % DISK).stdout == "kept\n"
         assert sh(lab, "net2", "pgrep -x sleep", check=False).stdout == ""
         assert "ansible_nsenter_pid: %d" % lab.box_pid("net2") in Path(
             lab.fragment_path).read_text()
@@ -318,8 +311,7 @@ def test_crash_kills_every_process_of_the_node_and_boot_brings_it_back_empty(lab
     finally:
         if not lab.status()["nodes"][1]["alive"]:
             lab.boot("net2")
-        sh(lab, "net2", "rm -f /etc/l3ha/disk; ip addr flush dev br-ex scope global",
-           check=False)
+        sh(lab, "net2", "rm -f %s; ip addr flush dev br-ex scope global" % DISK, check=False)
 
 
 def test_up_again_keeps_the_running_nodes(lab):
@@ -332,7 +324,7 @@ def test_up_again_keeps_the_running_nodes(lab):
 def test_probe_measures_replies_and_an_unanswered_target(lab):
     lab.probe_start("answered", "client-ext", "203.0.113.1", interval=0.01)
     lab.probe_start("silent", "client-ext", "203.0.113.99", interval=0.01)
-    poll(lambda: pings(lab, "client-ext", "203.0.113.1"), 5, "upstream answering")
+    wait_until(lambda: pings(lab, "client-ext", "203.0.113.1"), 5, "upstream answering", interval=0.01)
     answered = lab.probe_stop("answered")
     silent = lab.probe_stop("silent")
     assert answered["sent"] > 0 and answered["received"] > 0
@@ -352,11 +344,11 @@ def test_cli_exec_passes_the_exit_code_and_status_json(lab):
 
 
 def test_ansible_reaches_the_nodes_through_the_fragment(lab):
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"))
     proc = subprocess.run(
-        [str(REPO / ".venv/bin/ansible"), "-i", DEFAULT_INVENTORY, "-i", lab.fragment_path,
+        [os.path.join(VENV_BIN, "ansible"), "-i", DEFAULT_INVENTORY, "-i", lab.fragment_path,
          "l3ha_network_nodes", "-m", "command", "-a", "hostname", "-o"],
-        capture_output=True, text=True, env=env, cwd=str(REPO), check=False)
+        capture_output=True, text=True, env=env, cwd=REPO, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "net1 | CHANGED | rc=0 | (stdout) net1" in proc.stdout
     assert "net2 | CHANGED | rc=0 | (stdout) net2" in proc.stdout
@@ -404,16 +396,6 @@ def test_ini_and_json_inventories_work(lab_factory, tmp_path, kind):
             == "/etc/l3ha-labtest-ini"
 
 
-def _host_snapshot():
-    def out(argv):
-        return set(subprocess.run(argv, capture_output=True, text=True,
-                                  check=True).stdout.splitlines())
-    with open("/proc/mounts") as handle:
-        mounts = set(handle.read().splitlines())
-    return {"netns": out(["ip", "netns", "list"]), "links": out(["ip", "-br", "link"]),
-            "mounts": mounts}
-
-
 def _host_limits():
     return [int(Path("/proc/sys/" + key).read_text()) for key, _floor in host.FLOORS]
 
@@ -424,8 +406,8 @@ def test_down_leaves_the_machine_as_before_up(tmp_path):
     inventory = tmp_path / "inventory.yml"
     inventory.write_text(Path(DEFAULT_INVENTORY).read_text().replace(
         "        net2:\n", "        net2:\n          l3ha_state_dir: /var/lib/l3ha-labtest-down\n"))
-    lab_dir = "/run/l3ha-lab-test-%d-down" % os.getpid()
-    before = _host_snapshot()
+    lab_dir = LAB_DIR_PREFIX + "down"
+    before = HostSnapshot.take()
     limits_before = _host_limits()
     assert not os.path.exists("/var/lib/l3ha-labtest-down")
     lab = Lab(lab_dir)
@@ -435,15 +417,16 @@ def test_down_leaves_the_machine_as_before_up(tmp_path):
         assert all(value >= floor for value, (_key, floor) in zip(_host_limits(), host.FLOORS))
         assert lab_dir in json.loads(Path(host.REGISTRY).read_text())["labs"]
         # Processes of every kind: daemonized, nested netns, a probe.
-        sh(lab, "net1", "ip netns add qrouter-down && (setsid sleep 300 >/dev/null 2>&1 &)"
-                        " && (ip netns exec qrouter-down sleep 300 >/dev/null 2>&1 &)")
+        sh(lab, "net1", "ip netns add {ns} && (setsid sleep 300 >/dev/null 2>&1 &)"
+                        " && (ip netns exec {ns} sleep 300 >/dev/null 2>&1 &)".format(ns=namespace_of("down")))
         lab.probe_start("left-running", "client-ext", "203.0.113.1")
         state = json.loads(Path(lab.state_path).read_text())
         boxes = [e["box"] for e in list(state["nodes"].values()) + list(
             state["endpoints"].values())] + [state["switch"]]
         lab_pid_namespaces = {_ns_inode(b["pid"], "pid") for b in boxes}
-        lab_pids = {b["pid"] for b in boxes} | {b["unshare_pid"] for b in boxes}
-        lab_pids.add(state["probes"]["left-running"]["pid"])
+        lab_pids = {(b["pid"], b["start"]) for b in boxes} | {(b["unshare_pid"], b["unshare_start"]) for b in boxes}
+        probe_record = state["probes"]["left-running"]
+        lab_pids.add((probe_record["pid"], probe_record["start"]))
         assert len(processes_in_pid_namespaces(lab_pid_namespaces)) >= len(boxes) + 2
         assert os.path.isdir("/var/lib/l3ha-labtest-down")
         # A crashed node must not stop `down` from cleaning up.
@@ -452,12 +435,11 @@ def test_down_leaves_the_machine_as_before_up(tmp_path):
         down = _cli("down", lab_dir=lab_dir)
     assert down.returncode == 0, down.stderr
     assert processes_in_pid_namespaces(lab_pid_namespaces) == []
-    # Orphaned unshare parents are reaped by the host's init, which may take a moment.
-    poll(lambda: not any(os.path.exists("/proc/%d" % p) for p in lab_pids), 10,
-         "the lab's processes to leave the process table")
-    after = _host_snapshot()
+    # `down` returns once the host's init has reaped the orphaned box parents and probes.
+    assert [pid for pid, started in lab_pids if process_exists(pid, started)] == []
+    leaks = HostSnapshot.take().leaks_since(before)
     for kind in ("netns", "links", "mounts"):
-        assert after[kind] - before[kind] == set(), kind
+        assert kind not in leaks, leaks
     assert not os.path.exists(lab_dir)
     assert not os.path.exists("/var/lib/l3ha-labtest-down")
     if os.path.exists(host.REGISTRY):  # another lab (this module's) still runs
@@ -471,8 +453,8 @@ def test_down_leaves_the_machine_as_before_up(tmp_path):
 def test_down_cleans_up_after_an_up_that_failed_half_way(monkeypatch):
     if os.geteuid() != 0:
         pytest.skip("the lab needs root")
-    lab_dir = "/run/l3ha-lab-test-%d-halfway" % os.getpid()
-    before = _host_snapshot()
+    lab_dir = LAB_DIR_PREFIX + "halfway"
+    before = HostSnapshot.take()
 
     def broken_endpoints(self, state, topology):
         raise LabError("injected failure after the nodes were made")
@@ -490,15 +472,15 @@ def test_down_cleans_up_after_an_up_that_failed_half_way(monkeypatch):
         down = _cli("down", lab_dir=lab_dir)
     assert down.returncode == 0, down.stderr
     assert processes_in_pid_namespaces(namespaces) == []
-    after = _host_snapshot()
+    leaks = HostSnapshot.take().leaks_since(before)
     for kind in ("netns", "links", "mounts"):
-        assert after[kind] - before[kind] == set(), kind
+        assert kind not in leaks, leaks
     assert not os.path.exists(lab_dir)
 
 
 def test_up_starts_over_when_the_switch_is_gone(lab_factory):
     lab = lab_factory([DEFAULT_INVENTORY])
-    sh(lab, "net1", "echo kept > /etc/l3ha/disk")
+    sh(lab, "net1", "echo kept > %s" % DISK)
     old_pids = {n["name"]: n["pid"] for n in lab.status()["nodes"]}
     switch = json.loads(Path(lab.state_path).read_text())["switch"]
     os.kill(switch["pid"], 9)   # as after a restart of the machine: every box is gone
@@ -506,7 +488,7 @@ def test_up_starts_over_when_the_switch_is_gone(lab_factory):
     nodes = lab.status()["nodes"]
     assert all(n["alive"] for n in nodes)
     assert all(n["pid"] != old_pids[n["name"]] for n in nodes)
-    assert sh(lab, "net1", "cat /etc/l3ha/disk").stdout == "kept\n"
+    assert sh(lab, "net1", "cat %s" % DISK).stdout == "kept\n"
     assert pings(lab, "net1", "192.0.2.12")
     assert pings(lab, "client-ext", "203.0.113.1")
 

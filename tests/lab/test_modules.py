@@ -1,19 +1,19 @@
 """Integration tests of the node modules on real kernel objects, run through Ansible.
 
-Each test gets a private "node": a holder process with its own network and mount
-namespace and its own /run/netns, so router namespaces and links never touch the
-machine. Everything inside dies with the holder; teardown kills the processes the
-modules started there (keepalived) first.
+Each test gets a private node (l3ha_lab.testing.PrivateNode): a holder process with its
+own network and mount namespace and its own /run/netns, so router namespaces and links
+never touch the machine. Teardown kills every process the modules started there
+(keepalived) and the holder, and waits until they are gone.
 """
 import hashlib
 import json
 import os
 import pathlib
 import signal
-import subprocess
-import time
 
 import pytest
+
+from l3ha_lab.testing import PrivateNode, namespace_of, process_running, wait_until  # on sys.path through conftest.py
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 ANSIBLE = ROOT / ".venv" / "bin" / "ansible"
@@ -22,62 +22,31 @@ TEMPLATES = pathlib.Path(__file__).resolve().parent / "templates"
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces")
 
-HOLDER_SCRIPT = """
-mount -t tmpfs tmpfs /run/netns
-ip link set lo up
-ip link add br-ex type bridge
-ip link set br-ex up
-echo ready
-exec sleep infinity
-"""
 
-
-def wait_for(condition, timeout=15.0, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for %s" % what)
-
-
-class Node:
-    """A private node: run commands and modules inside the holder's namespaces."""
+class Node(PrivateNode):
+    """A private node with an external bridge (br-ex); modules run inside it."""
 
     def __init__(self, tmp_path):
+        super().__init__(setup="ip link add br-ex type bridge && ip link set br-ex up")
         self.tmp = tmp_path
-        self.proc = subprocess.Popen(
-            ["unshare", "--net", "--mount", "--propagation", "private", "sh", "-c", HOLDER_SCRIPT],
-            stdout=subprocess.PIPE, text=True)
-        assert self.proc.stdout.readline().strip() == "ready"
-        self.pid = self.proc.pid
-        self.mnt = os.stat("/proc/%d/ns/mnt" % self.pid).st_ino
         self.dirs = {key: str(tmp_path / key) for key in ("etc", "run", "state")}
 
     def sh(self, command, check=True):
-        result = subprocess.run(
-            ["nsenter", "-t", str(self.pid), "--net", "--mount", "--wd=%s" % ROOT, "sh", "-c", command],
-            capture_output=True, text=True, check=False)
-        if check and result.returncode != 0:
-            raise AssertionError("%s failed: %s" % (command, result.stderr))
-        return result.stdout
+        return super().sh(command, check=check, cwd=ROOT)
 
     def module(self, name, args, check=False, diff=False, extra_vars=None):
         """Run a module through ansible (ad-hoc, local connection) inside the node."""
         env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="json",
                    ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_LOCALHOST_WARNING="0",
                    ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
-        command = ["nsenter", "-t", str(self.pid), "--net", "--mount", "--wd=%s" % ROOT,
-                   str(ANSIBLE), "localhost", "-c", "local", "-m", "l3ha.routers." + name,
-                   "-a", json.dumps(args)]
+        command = [str(ANSIBLE), "localhost", "-c", "local", "-m", "l3ha.routers." + name, "-a", json.dumps(args)]
         if check:
             command.append("--check")
         if diff:
             command.append("--diff")
         if extra_vars:
             command += ["-e", json.dumps(extra_vars)]
-        out = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+        out = self.run(command, cwd=ROOT, env=env)
         try:
             data = json.loads(out.stdout)
         except ValueError:
@@ -94,10 +63,7 @@ class Node:
         payload = dict(args, _ansible_check_mode=check, _ansible_diff=diff)
         path = self.tmp / "args.json"
         path.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": payload}))
-        command = ["nsenter", "-t", str(self.pid), "--net", "--mount", "--wd=%s" % ROOT,
-                   "env", "PYTHONPATH=%s" % (ROOT / ".build" / "collections"), str(PYTHON),
-                   "-m", "ansible_collections.l3ha.routers.plugins.modules.ha_routers", str(path)]
-        out = subprocess.run(command, capture_output=True, text=True, check=False)
+        out = self.run(module_argv(path), cwd=ROOT)
         try:
             return json.loads(out.stdout)
         except ValueError:
@@ -111,26 +77,11 @@ class Node:
         return set(line.split("@")[0].split(":")[1].strip()
                    for line in self.sh(prefix + " -o link").splitlines())
 
-    def processes(self):
-        """pids the modules started inside this node (same mount namespace as the holder)."""
-        found = []
-        for entry in os.listdir("/proc"):
-            if entry.isdigit() and int(entry) != self.pid:
-                try:
-                    if os.stat("/proc/%s/ns/mnt" % entry).st_ino == self.mnt:
-                        found.append(int(entry))
-                except OSError:
-                    pass
-        return found
 
-    def close(self):
-        for pid in self.processes():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        self.proc.kill()
-        self.proc.wait()
+def module_argv(args_file):
+    """The module l3ha.routers.ha_routers run from this checkout, with its arguments file."""
+    return ["env", "PYTHONPATH=%s" % (ROOT / ".build" / "collections"), str(PYTHON), "-m",
+            "ansible_collections.l3ha.routers.plugins.modules.ha_routers", str(args_file)]
 
 
 @pytest.fixture
@@ -173,7 +124,7 @@ def router(name, vrid, gateway_mac=None):
     ha, qg = "ha-" + short(name + "/ha"), "qg-" + short(name + "/gw")
     address = "169.254.192.%d" % vrid
     return {
-        "name": name, "tenant": "t1", "namespace": "qrouter-" + name, "ha": True, "vrid": vrid,
+        "name": name, "tenant": "t1", "namespace": namespace_of(name), "ha": True, "vrid": vrid,
         "segment": "ha-t1", "ha_address": address + "/18", "ha_vip": "169.254.0.%d/24" % vrid,
         "peers": ["169.254.192.250"], "priority": 50,
         "ports": [
@@ -296,7 +247,7 @@ def test_reconciler_sequence_and_purge(node):
     created = node.reconcile(reconciler_args(node, routers))
     assert created["changed"] is True, created.get("msg")
     assert {"qrouter-r1", "qrouter-r10"} <= node.namespaces()
-    wait_for(lambda: keepalived_pid(node, "r1") and keepalived_pid(node, "r10"), what="keepalived")
+    wait_until(lambda: keepalived_pid(node, "r1") and keepalived_pid(node, "r10"), 15, "keepalived")
     pid_r1 = keepalived_pid(node, "r1")
 
     second = node.reconcile(reconciler_args(node, routers), check=True)
@@ -335,7 +286,7 @@ def test_reconciler_sequence_and_purge(node):
 def test_drift_is_reported_for_the_drifted_router_and_repaired(node):
     routers = [router("r1", 1), router("r10", 10)]
     node.reconcile(reconciler_args(node, routers))
-    wait_for(lambda: keepalived_pid(node, "r1") and keepalived_pid(node, "r10"), what="keepalived")
+    wait_until(lambda: keepalived_pid(node, "r1") and keepalived_pid(node, "r10"), 15, "keepalived")
     qg = routers[0]["ports"][1]["name"]
     ha = routers[0]["ports"][0]["name"]
 
@@ -362,8 +313,7 @@ def test_drift_is_reported_for_the_drifted_router_and_repaired(node):
     # a stand-in for a VIP the killed keepalived would leave (its own VIP may be there too)
     node.sh("ip -n qrouter-r1 addr add 169.254.0.77/24 dev %s" % ha)
     os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: not os.path.exists("/proc/%d" % pid) or
-             open("/proc/%d/stat" % pid).read().split(")")[1].split()[0] == "Z", what="keepalived death")
+    wait_until(lambda: not process_running(pid), 15, "keepalived death")
     drift_of("keepalived")
     assert keepalived_pid(node, "r1") != pid
     assert "169.254.0.77/24" not in node.sh("ip -n qrouter-r1 -o addr show %s" % ha)
@@ -374,7 +324,7 @@ def non_ha_router(name):
     """A router without keepalived: the reconciler owns all its addresses and routes."""
     qg, qr = "qg-" + short(name + "/gw"), "qr-" + short(name + "/net/n1")
     return {
-        "name": name, "tenant": "t1", "namespace": "qrouter-" + name, "ha": False, "vrid": None,
+        "name": name, "tenant": "t1", "namespace": namespace_of(name), "ha": False, "vrid": None,
         "segment": None, "ha_address": None, "peers": [], "priority": None,
         "ports": [
             {"kind": "gateway", "name": qg, "peer": "v" + qg.replace("-", ""), "segment": "ext",
@@ -447,7 +397,7 @@ def test_bad_input_fails_naming_the_field_before_any_change(node):
 def test_router_facts(node):
     routers = [router("r1", 1)]
     node.reconcile(reconciler_args(node, routers))
-    wait_for(lambda: keepalived_pid(node, "r1"), what="keepalived")
+    wait_until(lambda: keepalived_pid(node, "r1"), 15, "keepalived")
     state = pathlib.Path(node.dirs["run"]) / "routers" / "r1" / "state"
     state.write_text("master 1764100000.5\n")
     state_dir = pathlib.Path(node.dirs["state"])
@@ -474,7 +424,7 @@ def test_reconciler_through_the_action_plugin(node):
     assert checked["changed"] is True, checked.get("msg")
     assert "qrouter-r1" not in node.namespaces()
     assert node.module("ha_routers", args)["changed"] is True
-    wait_for(lambda: keepalived_pid(node, "r1"), what="keepalived")
+    wait_until(lambda: keepalived_pid(node, "r1"), 15, "keepalived")
     assert node.module("ha_routers", args)["changed"] is False
 
 
@@ -512,14 +462,13 @@ def test_routers_with_unchanged_inputs_are_not_rendered_again(node):
 def test_drained_node_does_not_start_keepalived(node):
     routers = [router("r1", 1)]
     node.reconcile(reconciler_args(node, routers))
-    pid = wait_for(lambda: keepalived_pid(node, "r1"), what="keepalived")
+    pid = wait_until(lambda: keepalived_pid(node, "r1"), 15, "keepalived")
     state_dir = pathlib.Path(node.dirs["state"])
     state_dir.mkdir(exist_ok=True)
     state_dir.chmod(0o700)  # as drain makes it; another mode is drift the reconciler repairs
     (state_dir / "drained").write_text("")
     os.kill(pid, signal.SIGTERM)  # as the drain playbook does: a graceful stop
-    wait_for(lambda: not os.path.exists("/proc/%d" % pid) or
-             open("/proc/%d/stat" % pid).read().split(")")[1].split()[0] == "Z", what="keepalived stop")
+    wait_until(lambda: not process_running(pid), 15, "keepalived stop")
     assert node.reconcile(reconciler_args(node, routers), check=True)["changed"] is False
     assert node.reconcile(reconciler_args(node, routers))["changed"] is False
     (pathlib.Path(node.dirs["state"]) / "drained").unlink()
@@ -549,16 +498,16 @@ def test_flood_entries_follow_the_remotes(node):
 def test_config_change_reloads_keepalived_without_restart(node):
     routers = [router("r1", 1)]
     node.reconcile(reconciler_args(node, routers))
-    pid = wait_for(lambda: keepalived_pid(node, "r1"), what="keepalived")
+    pid = wait_until(lambda: keepalived_pid(node, "r1"), 15, "keepalived")
     ha = routers[0]["ports"][0]["name"]
     # alone on its segment, the instance becomes master and adds its VIP
-    wait_for(lambda: "169.254.0.1/24" in node.sh("ip -n qrouter-r1 -o addr show %s" % ha), what="master VIP")
+    wait_until(lambda: "169.254.0.1/24" in node.sh("ip -n qrouter-r1 -o addr show %s" % ha), 15, "master VIP")
     conf = routers[0]["files"]["keepalived.conf"]
     routers[0]["files"]["keepalived.conf"] = conf.replace("169.254.0.1/24", "169.254.0.2/24")
     checked = node.reconcile(reconciler_args(node, routers), check=True)
     assert any(line.startswith("keepalived.config: ") for line in checked["routers"]["r1"]["changes"])
     node.reconcile(reconciler_args(node, routers))
-    wait_for(lambda: "169.254.0.2/24" in node.sh("ip -n qrouter-r1 -o addr show %s" % ha), what="reloaded VIP")
+    wait_until(lambda: "169.254.0.2/24" in node.sh("ip -n qrouter-r1 -o addr show %s" % ha), 15, "reloaded VIP")
     assert keepalived_pid(node, "r1") == pid
     assert node.reconcile(reconciler_args(node, routers), check=True)["changed"] is False
 

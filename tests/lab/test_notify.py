@@ -6,14 +6,15 @@ The state files must end equal to the real VRRP state after the master flaps man
 follow the master, a SIGTERM'd master must hand over and record `stop`, and a SIGKILL'd
 one must come back as backup with its stale addresses cleared.
 
-Everything created here (namespaces, processes, files) is removed in the fixture."""
+The namespaces live in a private node (l3ha_lab.testing.PrivateNode), so `ip netns`
+never mounts /run/netns on the host. Everything created here (namespaces, processes,
+files) is removed in the fixture."""
 import os
 import pathlib
 import shutil
 import signal
 import subprocess
 import sys
-import time
 import uuid
 
 import pytest
@@ -26,9 +27,16 @@ if COLLECTIONS not in sys.path:
 from ansible.parsing.dataloader import DataLoader  # noqa: E402
 from ansible.template import Templar  # noqa: E402
 
-from ansible_collections.l3ha.routers.plugins.action import ha_routers  # noqa: E402
+from ansible_collections.l3ha.routers.plugins.module_utils._defaults import TEMPLATES as DEFAULT_TEMPLATES  # noqa: E402
+from ansible_collections.l3ha.routers.plugins.plugin_utils._keepalived_check import find_keepalived  # noqa: E402
+from ansible_collections.l3ha.routers.plugins.plugin_utils._render import (  # noqa: E402
+    make_renderer, read_sources, render_router_files,
+)
+from l3ha_lab.collection import vocabulary  # noqa: E402  (on sys.path through conftest.py)
+from l3ha_lab.testing import (TRANSITIONS_LOG, PrivateNode, notify_reader_idle, parse_transitions,  # noqa: E402
+                              process_exists, router_config_dir, router_run_dir, wait_until)
 
-KEEPALIVED = ha_routers.find_keepalived()
+KEEPALIVED = find_keepalived()
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces)"),
     pytest.mark.skipif(KEEPALIVED is None, reason="keepalived is not installed"),
@@ -40,31 +48,20 @@ GATEWAY_ADDRESS = "203.0.113.10"
 DEADLINE = 30.0
 
 
-def run(*argv, check=True):
-    return subprocess.run(argv, capture_output=True, text=True, check=check)
-
-
-def in_ns(namespace, *argv, check=True):
-    return run("ip", "netns", "exec", namespace, *argv, check=check)
-
-
-def wait_for(condition, what, deadline=DEADLINE):
-    """Poll ``condition`` until it returns a truthy value; fail naming ``what``."""
-    end = time.monotonic() + deadline
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > end:
-            pytest.fail("timed out waiting for: %s" % what)
-        time.sleep(0.05)
+def in_ns(node, namespace, *argv):
+    """A command in a router namespace of the private node; fails when the command fails."""
+    result = node.run(["ip", "netns", "exec", namespace] + list(argv))
+    if result.returncode != 0:
+        raise AssertionError("%s in %s failed: %s" % (" ".join(argv), namespace, result.stderr))
+    return result
 
 
 class Replica:
     """One side: its namespace, its rendered files and its keepalived."""
 
-    def __init__(self, side, namespace, base):
+    def __init__(self, side, node, namespace, base):
         self.side = side
+        self.node = node
         self.namespace = namespace
         self.ha_port = "ha-t%s" % side
         self.gateway_port = "qg-t%s" % side
@@ -74,11 +71,11 @@ class Replica:
 
     @property
     def router_dir(self):
-        return self.run_dir / "routers" / "flap"
+        return pathlib.Path(router_run_dir("flap", str(self.run_dir)))
 
     @property
     def config(self):
-        return self.config_dir / "routers" / "flap" / "keepalived.conf"
+        return pathlib.Path(router_config_dir("flap", str(self.config_dir)), vocabulary.KEEPALIVED_CONF)
 
     def router(self):
         peer = "b" if self.side == "a" else "a"
@@ -97,12 +94,12 @@ class Replica:
         }
 
     def write_files(self, hooks_log):
-        paths = {name: str(TEMPLATES / path) for name, path in ha_routers.DEFAULT_TEMPLATES.items()}
-        render_template = ha_routers.make_renderer(Templar(loader=DataLoader()), ha_routers.read_sources(paths), {})
+        paths = {name: str(TEMPLATES / path) for name, path in DEFAULT_TEMPLATES.items()}
+        render_template = make_renderer(Templar(loader=DataLoader()), read_sources(paths), {})
         hook = 'echo "$L3HA_ROUTER $L3HA_STATE" >> %s' % hooks_log
         settings = {"config_dir": str(self.config_dir), "run_dir": str(self.run_dir),
                     "hooks": {"master": [hook], "backup": [hook], "fault": [hook], "stop": [hook]}}
-        files, _view = ha_routers.render_router_files(render_template, self.router(), settings)
+        files, _view = render_router_files(render_template, self.router(), settings)
         self.config.parent.mkdir(parents=True, mode=0o700)
         self.router_dir.mkdir(parents=True, mode=0o700)
         for name, text in files.items():
@@ -111,17 +108,17 @@ class Replica:
             path.chmod(0o700 if name == "notify.sh" else 0o600)
 
     def start(self):
-        self.process = subprocess.Popen(
+        self.process = subprocess.Popen(self.node.argv(
             ["ip", "netns", "exec", self.namespace, KEEPALIVED, "--dont-fork", "--vrrp", "--log-console",
-             "--use-file=%s" % self.config, "--pid=%s" % (self.router_dir / "keepalived.pid"),
-             "--vrrp_pid=%s" % (self.router_dir / "vrrp.pid")],
+             "--use-file=%s" % self.config, "--pid=%s" % (self.router_dir / vocabulary.KEEPALIVED_PID),
+             "--vrrp_pid=%s" % (self.router_dir / vocabulary.VRRP_PID)]),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def stop(self, sig=signal.SIGTERM):
         if self.process is None:
             return
         pids = [self.process.pid]
-        vrrp_pid = self.router_dir / "vrrp.pid"
+        vrrp_pid = self.router_dir / vocabulary.VRRP_PID
         if sig == signal.SIGKILL and vrrp_pid.exists():
             pids.append(int(vrrp_pid.read_text().split()[0]))
         # A SIGKILL must hit parent and VRRP child together: a child that outlives its
@@ -139,8 +136,8 @@ class Replica:
             self.process = None
         # The vrrp child and the FIFO reader exit after the parent, and keepalived refuses
         # to start while a pid of its pid files exists (even as a zombie): wait for them.
-        wait_for(lambda: not self.processes() and not any(pathlib.Path("/proc/%d" % pid).exists() for pid in pids),
-                 "keepalived of %s to exit" % self.side)
+        wait_until(lambda: self.processes() + [pid for pid in pids if process_exists(pid)], DEADLINE,
+                   "keepalived of %s to exit" % self.side, ok=lambda left: not left)
 
     def processes(self):
         found = []
@@ -152,25 +149,26 @@ class Replica:
             except OSError:
                 continue
             if str(self.config).encode() in b" ".join(cmdline) or \
-                    str(self.config.parent / "notify.sh").encode() in b" ".join(cmdline):
+                    str(self.config.parent / vocabulary.NOTIFY_SCRIPT).encode() in b" ".join(cmdline):
                 found.append(int(entry.name))
         return found
 
     def recorded_state(self):
         try:
-            return (self.router_dir / "state").read_text().split()[0]
+            return (self.router_dir / vocabulary.STATE_FILE).read_text().split()[0]
         except (OSError, IndexError):
             return None
 
     def holds_vip(self):
-        out = in_ns(self.namespace, "ip", "-4", "-o", "addr", "show", "dev", self.ha_port).stdout
+        out = in_ns(self.node, self.namespace, "ip", "-4", "-o", "addr", "show", "dev", self.ha_port).stdout
         return " %s/" % VIP in out
 
     def gateway_addresses(self):
-        return in_ns(self.namespace, "ip", "-o", "addr", "show", "dev", self.gateway_port, "scope", "global").stdout
+        return in_ns(self.node, self.namespace, "ip", "-o", "addr", "show", "dev", self.gateway_port,
+                     "scope", "global").stdout
 
     def link_up(self):
-        out = in_ns(self.namespace, "ip", "-o", "link", "show", "dev", self.ha_port).stdout
+        out = in_ns(self.node, self.namespace, "ip", "-o", "link", "show", "dev", self.ha_port).stdout
         return "state UP" in out or ",UP" in out.split(">")[0]
 
     def real_state(self):
@@ -179,11 +177,15 @@ class Replica:
             return "master"
         return "backup" if self.link_up() else "fault"
 
+    def notify_done(self):
+        """The notify reader has handled every transition keepalived reported."""
+        return notify_reader_idle(str(self.router_dir))
+
     def ipv6_forwarding(self):
-        return in_ns(self.namespace, "cat", "/proc/sys/net/ipv6/conf/all/forwarding").stdout.strip()
+        return in_ns(self.node, self.namespace, "cat", "/proc/sys/net/ipv6/conf/all/forwarding").stdout.strip()
 
     def set_ha_link(self, up):
-        in_ns(self.namespace, "ip", "link", "set", self.ha_port, "up" if up else "down")
+        in_ns(self.node, self.namespace, "ip", "link", "set", self.ha_port, "up" if up else "down")
 
 
 @pytest.fixture
@@ -191,43 +193,41 @@ def pair(tmp_path):
     suffix = uuid.uuid4().hex[:6]
     base = tmp_path / "pair"
     base.mkdir(mode=0o700)
-    replicas = {side: Replica(side, "l3ha-notify-%s-%s" % (suffix, side), base) for side in ("a", "b")}
+    node = PrivateNode()
+    replicas = {side: Replica(side, node, "l3ha-notify-%s-%s" % (suffix, side), base) for side in ("a", "b")}
     hooks_log = base / "hooks.log"
-    created = []
     try:
         for replica in replicas.values():
-            run("ip", "netns", "add", replica.namespace)
-            created.append(replica.namespace)
+            node.sh("ip netns add %s" % replica.namespace)
         a, b = replicas["a"], replicas["b"]
-        in_ns(a.namespace, "ip", "link", "add", a.ha_port, "type", "veth", "peer", "name", b.ha_port)
-        in_ns(a.namespace, "ip", "link", "set", b.ha_port, "netns", b.namespace)
+        in_ns(node, a.namespace, "ip", "link", "add", a.ha_port, "type", "veth", "peer", "name", b.ha_port)
+        in_ns(node, a.namespace, "ip", "link", "set", b.ha_port, "netns", b.namespace)
         for replica in replicas.values():
             ns = replica.namespace
-            in_ns(ns, "ip", "link", "set", "lo", "up")
-            in_ns(ns, "ip", "addr", "add", HA_ADDRESSES[replica.side] + "/18", "dev", replica.ha_port)
-            in_ns(ns, "ip", "link", "set", replica.ha_port, "up")
+            in_ns(node, ns, "ip", "link", "set", "lo", "up")
+            in_ns(node, ns, "ip", "addr", "add", HA_ADDRESSES[replica.side] + "/18", "dev", replica.ha_port)
+            in_ns(node, ns, "ip", "link", "set", replica.ha_port, "up")
             # The gateway port only has to exist and be up; its peer stays in the namespace.
-            in_ns(ns, "ip", "link", "add", replica.gateway_port, "type", "veth", "peer", "name", "qgp")
-            in_ns(ns, "sysctl", "-q", "-w", "net.ipv6.conf.%s.addr_gen_mode=1" % replica.gateway_port)
-            in_ns(ns, "ip", "link", "set", replica.gateway_port, "up")
-            in_ns(ns, "ip", "link", "set", "qgp", "up")
+            in_ns(node, ns, "ip", "link", "add", replica.gateway_port, "type", "veth", "peer", "name", "qgp")
+            in_ns(node, ns, "sysctl", "-q", "-w", "net.ipv6.conf.%s.addr_gen_mode=1" % replica.gateway_port)
+            in_ns(node, ns, "ip", "link", "set", replica.gateway_port, "up")
+            in_ns(node, ns, "ip", "link", "set", "qgp", "up")
             replica.write_files(hooks_log)
         yield replicas, hooks_log
     finally:
         for replica in replicas.values():
             try:
                 replica.stop(signal.SIGKILL)
-            except Exception:  # cleanup must go on; the namespace goes next anyway
+            except Exception:  # cleanup must go on; the node goes next anyway
                 pass
-        for namespace in created:
-            run("ip", "netns", "del", namespace, check=False)
+        node.close()  # its namespaces go with it
         shutil.rmtree(base, ignore_errors=True)
 
 
 def start_both(replicas):
     for replica in replicas.values():
         replica.start()
-    return wait_for(lambda: one_master(replicas), "exactly one master")
+    return wait_until(lambda: one_master(replicas), DEADLINE, "exactly one master")
 
 
 def one_master(replicas):
@@ -238,15 +238,20 @@ def one_master(replicas):
 
 
 def settled(replicas):
-    """Every state file equals the real state, and the real state is stable and valid."""
+    """Every transition keepalived reported is handled to its end (state file, log,
+    forwarding, hooks: notify.sh writes the state file first), every state file equals
+    the real state, and exactly one replica is master. Idle is checked before and after
+    reading the states, so that no transition slipped in between."""
+    if not all(r.notify_done() for r in replicas.values()):
+        return False
     real = {side: r.real_state() for side, r in replicas.items()}
     recorded = {side: r.recorded_state() for side, r in replicas.items()}
-    return real == recorded and list(real.values()).count("master") == 1
+    done = all(r.notify_done() for r in replicas.values())
+    return done and real == recorded and list(real.values()).count("master") == 1
 
 
 def transitions(replica):
-    path = replica.router_dir / "transitions.log"
-    return [line.split()[1] for line in path.read_text().splitlines() if len(line.split()) > 1]
+    return [state for _at, state in parse_transitions((replica.router_dir / TRANSITIONS_LOG).read_text())]
 
 
 def test_state_files_match_real_vrrp_state_after_rapid_flaps(pair):
@@ -259,8 +264,9 @@ def test_state_files_match_real_vrrp_state_after_rapid_flaps(pair):
         side.set_ha_link(True)
         # Sometimes leave the master no time to settle, sometimes enough to move.
         if index % 5 == 4:
-            wait_for(lambda: any(r.holds_vip() for r in replicas.values()), "a master between flaps")
-    wait_for(lambda: settled(replicas), "state files equal to the real VRRP state")
+            wait_until(lambda: any(r.holds_vip() for r in replicas.values()), DEADLINE, "a master between flaps")
+    wait_until(lambda: settled(replicas), DEADLINE,
+               "every transition handled and state files equal to the real VRRP state")
     master = next(r for r in replicas.values() if r.holds_vip())
     backup = next(r for r in replicas.values() if r is not master)
     assert (master.recorded_state(), backup.recorded_state()) == ("master", "backup")
@@ -284,7 +290,8 @@ def test_sigterm_hands_over_and_records_stop(pair):
     master = start_both(replicas)
     other = next(r for r in replicas.values() if r is not master)
     master.stop(signal.SIGTERM)
-    wait_for(lambda: other.holds_vip() and other.recorded_state() == "master", "the other replica to take over")
+    wait_until(lambda: other.holds_vip() and other.recorded_state() == "master", DEADLINE,
+               "the other replica to take over")
     assert master.recorded_state() == "stop"
     assert not master.holds_vip() and GATEWAY_ADDRESS not in master.gateway_addresses()
 
@@ -296,10 +303,12 @@ def test_sigkilled_master_comes_back_as_backup_and_clears_stale_addresses(pair):
     master.stop(signal.SIGKILL)
     # SIGKILL leaves the addresses behind, and the reader records that VRRP stopped.
     assert GATEWAY_ADDRESS in master.gateway_addresses()
-    wait_for(lambda: master.recorded_state() == "stop", "the killed replica's state file to say stop")
-    wait_for(lambda: other.recorded_state() == "master", "the other replica to take over")
+    wait_until(master.recorded_state, DEADLINE, "the killed replica's state file to say stop",
+               ok=lambda state: state == "stop")
+    wait_until(other.recorded_state, DEADLINE, "the other replica to take over", ok=lambda state: state == "master")
     master.start()
-    wait_for(lambda: master.recorded_state() == "backup", "the restarted replica to record backup")
-    wait_for(lambda: GATEWAY_ADDRESS not in master.gateway_addresses() and not master.holds_vip(),
-             "the restarted replica to clear its stale addresses")
+    wait_until(master.recorded_state, DEADLINE, "the restarted replica to record backup",
+               ok=lambda state: state == "backup")
+    wait_until(lambda: GATEWAY_ADDRESS not in master.gateway_addresses() and not master.holds_vip(), DEADLINE,
+               "the restarted replica to clear its stale addresses")
     assert other.holds_vip() and other.recorded_state() == "master"

@@ -15,7 +15,12 @@ from ansible.errors import AnsibleError
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar
 
-from ansible_collections.l3ha.routers.plugins.action import ha_routers
+from ansible_collections.l3ha.routers.plugins.module_utils._defaults import TEMPLATES as DEFAULT_TEMPLATES
+from ansible_collections.l3ha.routers.plugins.plugin_utils._keepalived_check import find_keepalived
+from ansible_collections.l3ha.routers.plugins.plugin_utils._render import (
+    make_renderer, read_sources, render_router_files,
+)
+from ansible_collections.l3ha.routers.plugins.plugin_utils._router_view import RenderError, router_view
 from ansible_collections.l3ha.routers.plugins.module_utils import _processes, _reconciler
 from ansible_collections.l3ha.routers.plugins.module_utils._changes import Changes
 from test_planner_helpers import ok, router, run
@@ -60,17 +65,17 @@ def test_planner_rejects_bad_conntrackd_values(fields, expected):
 # --- the view -----------------------------------------------------------------------
 
 def test_off_by_default_and_the_router_field_overrides_the_setting():
-    assert ha_routers.router_view(pair_router())["conntrackd"] is None
-    assert ha_routers.router_view(pair_router(), {"conntrackd": True})["conntrackd"] is not None
-    assert ha_routers.router_view(pair_router(conntrackd=False), {"conntrackd": True})["conntrackd"] is None
-    assert ha_routers.router_view(pair_router(conntrackd=True), {"conntrackd": False})["conntrackd"] is not None
-    assert ha_routers.router_view(pair_router(), {"conntrackd": "false"})["conntrackd"] is None
-    with pytest.raises(ha_routers.RenderError, match="router demo-r1: l3ha_conntrackd: 'maybe' is not a boolean"):
-        ha_routers.router_view(pair_router(), {"conntrackd": "maybe"})
+    assert router_view(pair_router())["conntrackd"] is None
+    assert router_view(pair_router(), {"conntrackd": True})["conntrackd"] is not None
+    assert router_view(pair_router(conntrackd=False), {"conntrackd": True})["conntrackd"] is None
+    assert router_view(pair_router(conntrackd=True), {"conntrackd": False})["conntrackd"] is not None
+    assert router_view(pair_router(), {"conntrackd": "false"})["conntrackd"] is None
+    with pytest.raises(RenderError, match="router demo-r1: l3ha_conntrackd: 'maybe' is not a boolean"):
+        router_view(pair_router(), {"conntrackd": "maybe"})
 
 
 def test_view_syncs_from_the_ha_address_to_the_peer_on_the_ha_port():
-    view = ha_routers.router_view(pair_router(conntrackd=True), {"run_dir": "/run/x", "config_dir": "/etc/x"})
+    view = router_view(pair_router(conntrackd=True), {"run_dir": "/run/x", "config_dir": "/etc/x"})
     sync = view["conntrackd"]
     assert (sync["address"], sync["peer"], sync["interface"]) == ("169.254.192.1", "169.254.192.2", "ha-1a2b3c4d")
     assert sync["paths"] == {"config": "/etc/x/routers/demo-r1/conntrackd.conf",
@@ -82,7 +87,7 @@ def test_view_syncs_from_the_ha_address_to_the_peer_on_the_ha_port():
 
 
 def test_a_single_replica_has_nobody_to_sync_with():
-    assert ha_routers.router_view(pair_router(conntrackd=True, peers=[]))["conntrackd"] is None
+    assert router_view(pair_router(conntrackd=True, peers=[]))["conntrackd"] is None
 
 
 @pytest.mark.parametrize("mutate,problem", [
@@ -92,8 +97,8 @@ def test_a_single_replica_has_nobody_to_sync_with():
 def test_unsupported_routers_are_errors_naming_router_and_field(mutate, problem):
     spec = pair_router(conntrackd=True)
     mutate(spec)
-    with pytest.raises(ha_routers.RenderError) as error:
-        ha_routers.router_view(spec)
+    with pytest.raises(RenderError) as error:
+        router_view(spec)
     assert str(error.value).startswith("router %s: conntrackd: " % spec["name"])
     assert problem in str(error.value)
 
@@ -159,7 +164,7 @@ def test_switching_conntrackd_changes_keepalived_conf_so_the_reader_is_reloaded(
     without, _view = render(pair_router())
     with_sync, view = render(pair_router(conntrackd=True))
     assert without["keepalived.conf"] != with_sync["keepalived.conf"]
-    if ha_routers.find_keepalived():
+    if find_keepalived():
         assert keepalived_test(with_sync, view) is None
 
 
@@ -265,10 +270,10 @@ def test_a_dead_daemon_is_started_again(tmp_path, monkeypatch):
 
 def test_a_router_with_conntrackd_needs_the_template():
     """Callers that pass only the three classic templates still render other routers."""
-    paths = {name: str(TEMPLATES / path) for name, path in ha_routers.DEFAULT_TEMPLATES.items()
+    paths = {name: str(TEMPLATES / path) for name, path in DEFAULT_TEMPLATES.items()
              if name != "conntrackd.conf"}
-    renderer = ha_routers.make_renderer(Templar(loader=DataLoader()), ha_routers.read_sources(paths), {})
-    files, _view = ha_routers.render_router_files(renderer, pair_router(), {})
+    renderer = make_renderer(Templar(loader=DataLoader()), read_sources(paths), {})
+    files, _view = render_router_files(renderer, pair_router(), {})
     assert sorted(files) == ["keepalived.conf", "nftables.nft", "notify.sh"]
     with pytest.raises(AnsibleError, match="no template for conntrackd.conf"):
-        ha_routers.render_router_files(renderer, pair_router(conntrackd=True), {})
+        render_router_files(renderer, pair_router(conntrackd=True), {})

@@ -1,11 +1,14 @@
 """Every default is defined once (plugins/module_utils/_defaults.py); the role's defaults,
-its argument specs and the modules' documentation repeat it for their readers, and this
-test fails when one of them is changed in one place only."""
+its argument specs and the modules' documentation (doc fragments included) repeat it for
+their readers, and this test fails when one of them is changed in one place only."""
+import importlib
+import json
 import pathlib
 
 import jinja2
 import pytest
 import yaml
+from ansible.utils.plugin_docs import add_fragments
 
 from ansible_collections.l3ha.routers.plugins.module_utils import _defaults
 from ansible_collections.l3ha.routers.plugins.module_utils._entry import HA_ROUTERS_ARGS, ROUTER_FACTS_ARGS
@@ -15,7 +18,30 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 ROLE = ROOT / "roles" / "l3ha"
 ROLE_DEFAULTS = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
 SPECS = yaml.safe_load((ROLE / "meta" / "argument_specs.yml").read_text())["argument_specs"]
-MODULE_DOCS = {name: yaml.safe_load(module.DOCUMENTATION)["options"]
+
+
+class CollectionFragments:
+    """The doc fragment loader that ansible-doc's ``add_fragments`` asks, for this
+    collection's fragments (``l3ha.routers.<name>``)."""
+
+    @staticmethod
+    def get(name):
+        parts = name.split(".")
+        if parts[:2] != ["l3ha", "routers"] or len(parts) != 3:
+            return None  # another collection's, or NAME.VARIABLE: add_fragments then asks for NAME
+        fragment = importlib.import_module("ansible_collections.l3ha.routers.plugins.doc_fragments." + parts[2])
+        return type("Fragment", (fragment.ModuleDocFragment,), {"ansible_name": name})
+
+
+def documented_options(module):
+    """A module's options as ansible-doc shows them: its DOCUMENTATION merged with its doc
+    fragments, by ansible-doc's own merge (as plain YAML types)."""
+    doc = yaml.safe_load(module.DOCUMENTATION)
+    add_fragments(doc, module.__file__, CollectionFragments, is_module=True)
+    return json.loads(json.dumps(doc["options"]))
+
+
+MODULE_DOCS = {name: documented_options(module)
                for name, module in (("ha_routers", ha_routers), ("router_facts", router_facts), ("plan", plan))}
 # Computed from another variable in defaults/main.yml; checked by test_profile_advert_int.
 COMPUTED = {"l3ha_advert_int"}

@@ -9,15 +9,25 @@ import shutil
 import subprocess
 
 import pytest
+from ansible.errors import AnsibleError
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
 
-from ansible_collections.l3ha.routers.plugins.action import ha_routers
+from ansible_collections.l3ha.routers.plugins.module_utils._defaults import TEMPLATES as DEFAULT_TEMPLATES
+from ansible_collections.l3ha.routers.plugins.module_utils._files import sha256_text
+from ansible_collections.l3ha.routers.plugins.plugin_utils._keepalived_check import (
+    find_keepalived, keepalived_config_errors, rendered_config_errors,
+)
+from ansible_collections.l3ha.routers.plugins.plugin_utils._render import (
+    inspect_templates, make_plain_renderer, make_renderer, read_sources, render_router_files, router_inputs_checksum,
+    shared_inputs_checksum,
+)
+from ansible_collections.l3ha.routers.plugins.plugin_utils._router_view import RenderError, router_view
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 TEMPLATES = ROOT / "roles" / "l3ha" / "templates"
-KEEPALIVED = ha_routers.find_keepalived()
+KEEPALIVED = find_keepalived()
 NFT = shutil.which("nft") or "/usr/sbin/nft"
 
 needs_keepalived = pytest.mark.skipif(KEEPALIVED is None, reason="keepalived is not installed")
@@ -86,19 +96,19 @@ def single_router():
 
 
 def renderer(extra_vars=None):
-    paths = {name: str(TEMPLATES / path) for name, path in ha_routers.DEFAULT_TEMPLATES.items()}
-    return ha_routers.make_renderer(Templar(loader=DataLoader()), ha_routers.read_sources(paths),
-                                    dict(ROLE_DEFAULT_VARS, **(extra_vars or {})))
+    paths = {name: str(TEMPLATES / path) for name, path in DEFAULT_TEMPLATES.items()}
+    return make_renderer(Templar(loader=DataLoader()), read_sources(paths),
+                         dict(ROLE_DEFAULT_VARS, **(extra_vars or {})))
 
 
 def render(router, settings=None):
-    files, view = ha_routers.render_router_files(renderer(), router, settings or {})
+    files, view = render_router_files(renderer(), router, settings or {})
     return files, view
 
 
 def keepalived_test(files, view):
-    return ha_routers.keepalived_config_errors(KEEPALIVED, files["keepalived.conf"], view["paths"]["script"],
-                                               files["notify.sh"])
+    return keepalived_config_errors(KEEPALIVED, files["keepalived.conf"], view["paths"]["script"],
+                                    files["notify.sh"])
 
 
 def instance_block(conf, keyword):
@@ -112,7 +122,7 @@ def instance_block(conf, keyword):
 # --- the derived view -----------------------------------------------------------------
 
 def test_view_excluded_addresses_cover_gateway_internal_floating_and_link_local():
-    view = ha_routers.router_view(full_router())
+    view = router_view(full_router())
     excluded = {(a["cidr"], a["dev"]) for a in view["excluded_addresses"]}
     assert excluded == {
         ("203.0.113.10/24", "qg-2b3c4d5e"), ("2001:db8:ff::10/64", "qg-2b3c4d5e"),
@@ -125,7 +135,7 @@ def test_view_excluded_addresses_cover_gateway_internal_floating_and_link_local(
 
 
 def test_view_routes_resolve_the_device_of_the_nexthop():
-    view = ha_routers.router_view(full_router())
+    view = router_view(full_router())
     assert view["routes"] == [
         {"destination": "0.0.0.0/0", "nexthop": "203.0.113.1", "dev": "qg-2b3c4d5e"},
         {"destination": "::/0", "nexthop": "2001:db8:ff::1", "dev": "qg-2b3c4d5e"},
@@ -134,12 +144,12 @@ def test_view_routes_resolve_the_device_of_the_nexthop():
 
 
 def test_view_snat_takes_ipv4_subnets_and_the_ipv4_gateway_address():
-    view = ha_routers.router_view(full_router())
+    view = router_view(full_router())
     assert view["snat"] == {"port": "qg-2b3c4d5e", "address": "203.0.113.10",
                             "subnets": ["10.0.0.0/24", "10.0.2.0/24"]}
     router = full_router()
     router["gateway"]["snat"] = False
-    assert ha_routers.router_view(router)["snat"] is None
+    assert router_view(router)["snat"] is None
 
 
 def test_view_finds_ports_from_the_port_list_when_the_plan_omits_them():
@@ -147,22 +157,22 @@ def test_view_finds_ports_from_the_port_list_when_the_plan_omits_them():
     del router["gateway"]["port"]
     for interface in router["interfaces"]:
         del interface["port"]
-    view = ha_routers.router_view(router)
+    view = router_view(router)
     assert view["gateway_port"] == "qg-2b3c4d5e"
     assert ("10.0.2.1/24", "qr-4d5e6f70") in {(a["cidr"], a["dev"]) for a in view["excluded_addresses"]}
 
 
 def test_view_accept_ra_on_master_only_without_an_ipv6_gateway():
-    assert ha_routers.router_view(full_router())["master_accept_ra"] == 0
+    assert router_view(full_router())["master_accept_ra"] == 0
     router = full_router()
     router["gateway"]["gateway_ips"] = ["203.0.113.1"]
-    assert ha_routers.router_view(router)["master_accept_ra"] == 2
+    assert router_view(router)["master_accept_ra"] == 2
 
 
 def test_view_authentication_forces_vrrp2_with_whole_second_adverts():
-    view = ha_routers.router_view(full_router(), {"auth_pass": "s3cret-and-more", "advert_int": 0.1})
+    view = router_view(full_router(), {"auth_pass": "s3cret-and-more", "advert_int": 0.1})
     assert (view["vrrp_version"], view["advert_int"], view["auth"]) == (2, 1, "s3cret-a")
-    view = ha_routers.router_view(full_router(), {"advert_int": 0.1})
+    view = router_view(full_router(), {"advert_int": 0.1})
     assert (view["vrrp_version"], view["advert_int"], view["auth"]) == (3, 0.1, None)
 
 
@@ -183,8 +193,8 @@ def test_bad_input_names_the_router_and_the_field(field, mutate):
         settings = {"hooks": {"mastr": ["true"]}}
     else:
         mutate(router)
-    with pytest.raises(ha_routers.RenderError) as error:
-        ha_routers.router_view(router, settings)
+    with pytest.raises(RenderError) as error:
+        router_view(router, settings)
     assert "router demo-r1" in str(error.value)
     assert field in str(error.value)
 
@@ -258,6 +268,17 @@ def test_keepalived_check_catches_a_broken_config():
     files, view = render(full_router())
     files["keepalived.conf"] = files["keepalived.conf"].replace("nopreempt", "nopreempt_typo")
     assert "nopreempt_typo" in keepalived_test(files, view)
+
+
+@needs_keepalived
+def test_only_configs_the_node_does_not_run_are_checked():
+    files, view = render(full_router())
+    files["keepalived.conf"] = files["keepalived.conf"].replace("nopreempt", "nopreempt_typo")
+    router, scripts = {"name": "demo-r1", "files": files}, {"demo-r1": view["paths"]["script"]}
+    [error] = rendered_config_errors([router], scripts, {})
+    assert error.startswith("router demo-r1: keepalived.conf does not pass keepalived -t: ") and "nopreempt_typo" in error
+    running = {"demo-r1": {"checksums": {"keepalived.conf": sha256_text(files["keepalived.conf"])}}}
+    assert rendered_config_errors([router], scripts, running) == []
 
 
 def test_auth_instance_sets_version_before_advert_int():
@@ -368,58 +389,57 @@ def test_systemd_unit_renders_and_verifies(tmp_path):
 # ---------------------------------------------------------------- inputs checksum
 
 def sources():
-    paths = {name: str(TEMPLATES / path) for name, path in ha_routers.DEFAULT_TEMPLATES.items()}
-    return ha_routers.read_sources(paths)
+    paths = {name: str(TEMPLATES / path) for name, path in DEFAULT_TEMPLATES.items()}
+    return read_sources(paths)
 
 
 def test_inspect_templates_names_the_variables_read_and_whether_plain_jinja_will_do():
-    names, includes, plain = ha_routers.inspect_templates(dict(sources(), custom=trust_as_template(
+    names, includes, plain = inspect_templates(dict(sources(), custom=trust_as_template(
         "{{ site_domain | upper }}{% for fip in router.floating_ips %}{{ view.ha_port }}{{ loop.index }}{% endfor %}"
         "{% set local = 1 %}{{ local }}")))
     assert (names, includes, plain) == (["site_domain"], False, True)
-    assert ha_routers.inspect_templates({"x": trust_as_template("{{ broken")}) == (None, True, False)
+    assert inspect_templates({"x": trust_as_template("{{ broken")}) == (None, True, False)
     for ansible_only in ("{{ x | ansible.builtin.to_json }}", "{{ x | ipaddr }}", "{% if x is match('a') %}{% endif %}"):
-        assert ha_routers.inspect_templates({"x": trust_as_template(ansible_only)})[2] is False, ansible_only
-    assert ha_routers.inspect_templates({"x": trust_as_template("{% include 'other.j2' %}")})[1] is True
+        assert inspect_templates({"x": trust_as_template(ansible_only)})[2] is False, ansible_only
+    assert inspect_templates({"x": trust_as_template("{% include 'other.j2' %}")})[1] is True
     # a lookup is a name the task variables lack: the action then renders every time, through Ansible
-    assert ha_routers.inspect_templates({"x": trust_as_template("{{ lookup('env', 'HOME') }}")})[0] == ["lookup"]
+    assert inspect_templates({"x": trust_as_template("{{ lookup('env', 'HOME') }}")})[0] == ["lookup"]
 
 
 @RENDER_CASES
 def test_plain_jinja_renders_exactly_what_ansible_renders(router, settings):
-    plain = ha_routers.make_plain_renderer(sources(), ROLE_DEFAULT_VARS)
-    assert ha_routers.render_router_files(plain, copy.deepcopy(router), settings)[0] == \
+    plain = make_plain_renderer(sources(), ROLE_DEFAULT_VARS)
+    assert render_router_files(plain, copy.deepcopy(router), settings)[0] == \
         render(copy.deepcopy(router), settings)[0]
 
 
 def test_plain_jinja_errors_name_the_file():
-    plain = ha_routers.make_plain_renderer({"notify.sh": "{{ router.nothing.deeper }}"}, {})
-    with pytest.raises(ha_routers.AnsibleError, match="notify.sh: .*nothing"):
+    plain = make_plain_renderer({"notify.sh": "{{ router.nothing.deeper }}"}, {})
+    with pytest.raises(AnsibleError, match="notify.sh: .*nothing"):
         plain("notify.sh", {"router": {}})
 
 
-@pytest.mark.parametrize("change", ["router", "render", "template", "variable"])
+@pytest.mark.parametrize("change", ["router", "template_settings", "template", "variable"])
 def test_inputs_change_with_anything_the_files_are_rendered_from(change):
     texts, settings, variables, entry = dict(sources()), {"advert_int": 0.1}, {"l3ha_config_dir": "/etc/l3ha"}, full_router()
-    before = ha_routers.router_inputs(ha_routers.render_context(texts, settings, variables), entry)
+    before = router_inputs_checksum(shared_inputs_checksum(texts, settings, variables), entry)
     if change == "router":
         entry = dict(entry, vrid=entry["vrid"] + 1)
-    elif change == "render":
+    elif change == "template_settings":
         settings = {"advert_int": 0.2}
     elif change == "template":
         texts["notify.sh"] = texts["notify.sh"] + "# local change\n"
     else:
         variables = {"l3ha_config_dir": "/srv/l3ha"}
-    after = ha_routers.router_inputs(ha_routers.render_context(texts, settings, variables), entry)
+    after = router_inputs_checksum(shared_inputs_checksum(texts, settings, variables), entry)
     assert after != before
     # and the same inputs give the same checksum (no run-to-run noise)
-    assert after == ha_routers.router_inputs(ha_routers.render_context(texts, settings, variables), entry)
+    assert after == router_inputs_checksum(shared_inputs_checksum(texts, settings, variables), entry)
 
 
 def test_inputs_ignore_the_old_checksum_but_not_files_given_in_the_plan():
-    context = ha_routers.render_context(dict(sources()), {}, {})
+    shared = shared_inputs_checksum(dict(sources()), {}, {})
     entry = full_router()
-    assert ha_routers.router_inputs(context, entry) == \
-        ha_routers.router_inputs(context, dict(entry, inputs="old"))
-    assert ha_routers.router_inputs(context, dict(entry, files={"nftables.nft": "a"})) != \
-        ha_routers.router_inputs(context, dict(entry, files={"nftables.nft": "b"}))
+    assert router_inputs_checksum(shared, entry) == router_inputs_checksum(shared, dict(entry, inputs="old"))
+    assert router_inputs_checksum(shared, dict(entry, files={"nftables.nft": "a"})) != \
+        router_inputs_checksum(shared, dict(entry, files={"nftables.nft": "b"}))
