@@ -13,7 +13,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import (
-    KEEPALIVED_CONF, PORT_PREFIXES, ROUTER_FILES, namespace_of,
+    KEEPALIVED_CONF, PORT_PREFIXES, ROUTER_FILES, VRID_MAX, VRID_MIN, namespace_of,
 )
 from ansible_collections.l3ha.routers.plugins.module_utils._validate import (
     cidr_problem, ifname_problem, int_range_problem, ip_problem, mac_problem, mtu_problem, network_problem,
@@ -39,7 +39,7 @@ def validate_routers(routers, segments, errors):
         if namespace != namespace_of(name):
             errors.add(owner, 'namespace', '%r must be %r' % (namespace, namespace_of(name)))
         if router.get('ha', True):
-            errors.check(owner, 'vrid', int_range_problem(router.get('vrid'), 1, 255, 'VRID'))
+            errors.check(owner, 'vrid', int_range_problem(router.get('vrid'), VRID_MIN, VRID_MAX, 'VRID'))
             errors.check(owner, 'ha_address', cidr_problem(router.get('ha_address')))
             if router.get('segment') not in segments:
                 errors.add(owner, 'segment', '%r is not in segments' % (router.get('segment'),))

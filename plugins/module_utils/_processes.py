@@ -33,9 +33,11 @@ from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import (
 # keepalived processes being started at once: each holds a file until it runs, and a
 # node taking 1000 routers must neither run out of files nor start them all in one burst.
 START_BATCH = 50
+# systemd's own command (supervisor: systemd), found on PATH.
+SYSTEMCTL = 'systemctl'
 
 
-def systemd_command(name, running, config_changed, systemctl='systemctl'):
+def systemd_command(name, running, config_changed, systemctl=SYSTEMCTL):
     """systemctl argv for the wanted action, or None when nothing is to be done."""
     if not running:
         return [systemctl, 'start', systemd_unit(name)]
@@ -56,8 +58,7 @@ def _write_checksum(path, checksum):
 class RouterProcesses(object):
     """keepalived and conntrackd of every router of one reconciler run."""
 
-    def __init__(self, supervisor, config_dir, run_dir, keepalived_bin='keepalived', conntrackd_bin='conntrackd',
-                 systemctl_bin='systemctl'):
+    def __init__(self, supervisor, config_dir, run_dir, keepalived_bin, conntrackd_bin, systemctl_bin=SYSTEMCTL):
         self.supervisor = supervisor
         self.config_dir = config_dir
         self.run_dir = run_dir

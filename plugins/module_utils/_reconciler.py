@@ -50,6 +50,8 @@ from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import (
 # ---------------------------------------------------------------- reconciler
 
 class NodeReconciler(object):
+    """One ha_routers call: `params` are the module's, `check_mode` drops every queued mutation."""
+
     def __init__(self, params, check_mode=False):
         # copies: restored files must not travel back in the module's invocation
         self.routers = [dict(router) for router in params.get('routers') or []]
@@ -61,9 +63,8 @@ class NodeReconciler(object):
         self.state_dir = params['state_dir']
         option = dict(MODULE_DEFAULTS['ha_routers'], **dict((k, v) for k, v in params.items() if v is not None))
         self.nft_bin = option['nft_bin']
-        self.processes = RouterProcesses(
-            option['supervisor'], self.config_dir, self.run_dir, keepalived_bin=option['keepalived_bin'],
-            conntrackd_bin=option['conntrackd_bin'], systemctl_bin=option.get('systemctl_bin') or 'systemctl')
+        self.processes = RouterProcesses(option['supervisor'], self.config_dir, self.run_dir,
+                                         option['keepalived_bin'], option['conntrackd_bin'])
         self.check_mode = check_mode
         # one broken router must not stop the others: its problem is kept, the module fails at the end
         self.failures = self.processes.failures

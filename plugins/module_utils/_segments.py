@@ -22,7 +22,7 @@ from functools import partial
 
 from ansible_collections.l3ha.routers.plugins.module_utils._changes import Unrecorded
 from ansible_collections.l3ha.routers.plugins.module_utils._netlink import NetlinkError
-from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import LINK_MARKER
+from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import LINK_MARKER, VLAN_ID_MAX, VLAN_ID_MIN
 from ansible_collections.l3ha.routers.plugins.module_utils._validate import (
     ifname_problem, int_range_problem, ip_problem, mtu_problem, vni_problem,
 )
@@ -78,7 +78,7 @@ def validate_segments(segments, local_ip, root, errors):
             if seg.get('group') is not None:
                 errors.check(owner, 'group', ip_problem(seg.get('group')))
         else:
-            errors.check(owner, 'vlan_id', int_range_problem(seg.get('vlan_id'), 1, 4094, 'VLAN id'))
+            errors.check(owner, 'vlan_id', int_range_problem(seg.get('vlan_id'), VLAN_ID_MIN, VLAN_ID_MAX, 'VLAN id'))
             errors.check(owner, 'physical_device', ifname_problem(seg.get('physical_device')))
             parent = seg.get('physical_device')
             if isinstance(parent, str) and root.link(parent) is None:

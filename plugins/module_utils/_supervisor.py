@@ -35,7 +35,7 @@ class SupervisorError(Exception):
     pass
 
 
-def keepalived_argv(name, config_dir, run_dir, keepalived_bin='keepalived'):
+def keepalived_argv(name, config_dir, run_dir, keepalived_bin):
     """The one keepalived command line, for the reconciler and the systemd unit alike.
 
     Run inside the router's namespace. `--vrrp`: no health checker; `--log-detail`
@@ -50,7 +50,7 @@ def keepalived_argv(name, config_dir, run_dir, keepalived_bin='keepalived'):
     ]
 
 
-def conntrackd_argv(name, config_dir, conntrackd_bin='conntrackd'):
+def conntrackd_argv(name, config_dir, conntrackd_bin):
     """conntrackd of one router, run inside its namespace; `-d` forks once it is ready.
 
     Its lock file, UNIX socket and log are named in the router's conntrackd.conf (under

@@ -38,6 +38,7 @@ IFNAMSIZ = 15            # kernel device names, without the NUL
 VRID_MIN, VRID_MAX = 1, 255          # what VRRP allows
 PLANNED_VRID_MAX = 254               # the planner allocates 1..254 per HA segment, as Neutron
 VNI_MIN, VNI_MAX = 1, 16777215       # 24-bit VXLAN network identifier
+VLAN_ID_MIN, VLAN_ID_MAX = 1, 4094   # 802.1Q (0 and 4095 are reserved)
 MTU_MIN, MTU_MAX = 68, 65535
 # Kernel limits of a network node, raised (never lowered) by the reconciler where the node
 # has them (its initial namespace), and by the lab on its host. The neighbour tables are
