@@ -4,8 +4,8 @@ Lab nodes are namespaces of one kernel, so limits a real node has for itself are
 host's here: the neighbour tables are shared by every namespace, and with a few hundred
 routers they overflow their defaults (1024 entries); and one broadcast flooded to all
 nodes' router ports overflows the per-CPU input queue (1000 packets). The reconciler raises the same
-limits on real nodes (NODE_SYSCTL_FLOORS in plugins/module_utils/_node.py, a unit test
-keeps the two equal); inside a lab node these files do not exist.
+limits on real nodes: both take them from NODE_SYSCTL_FLOORS in
+plugins/module_utils/_vocabulary.py. Inside a lab node these files do not exist.
 
 /run/l3ha-lab-host.json records the values found and the labs that use the raised ones.
 """
@@ -15,16 +15,10 @@ import fcntl
 import json
 import os
 
+from l3ha_lab.collection import vocabulary
+
 REGISTRY = "/run/l3ha-lab-host.json"
-FLOORS = (
-    ("net/ipv4/neigh/default/gc_thresh1", 8192),
-    ("net/ipv4/neigh/default/gc_thresh2", 32768),
-    ("net/ipv4/neigh/default/gc_thresh3", 65536),
-    ("net/ipv6/neigh/default/gc_thresh1", 8192),
-    ("net/ipv6/neigh/default/gc_thresh2", 32768),
-    ("net/ipv6/neigh/default/gc_thresh3", 65536),
-    ("net/core/netdev_max_backlog", 16384),
-)
+FLOORS = vocabulary.NODE_SYSCTL_FLOORS
 
 
 @contextlib.contextmanager

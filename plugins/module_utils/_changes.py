@@ -19,23 +19,47 @@ def _text(value):
 
 
 class Changes(object):
-    """Differences of one object (a router, a segment, a link).
+    """Differences of one object (a router, a segment, a link), and the mutations that remove them.
 
     Each difference is (field, before, after); `files` holds whole-file differences so
-    the diff shows their content.
+    the diff shows their content. Nothing is changed while the differences are found:
+    each mutation is queued (`apply=` of `add`, or `then`) and `commit` runs the queue in
+    order, the one place that check mode skips. Desired and actual state are thus
+    computed the same way in check and apply mode.
     """
 
     def __init__(self, owner):
         self.owner = owner
         self.items = []
         self.files = []
+        self._queue = []
 
-    def add(self, field, before, after):
+    def add(self, field, before, after, apply=None):
+        """Record a difference; `apply` (no arguments) is the mutation that removes it."""
         self.items.append((field, before, after))
+        self.then(apply)
 
-    def add_file(self, path, before, after):
+    def add_file(self, path, before, after, apply=None):
         self.files.append((path, before, after))
-        self.add('file ' + path, 'absent' if before is None else 'differs', 'written')
+        self.add('file ' + path, 'absent' if before is None else 'differs', 'written', apply)
+
+    def then(self, apply):
+        """Queue a mutation that is no difference of its own (a directory made, a checksum kept)."""
+        if apply is not None:
+            self._queue.append(apply)
+
+    def apply(self):
+        """Run the queued mutations in order (a failing one stops the rest: its exception propagates)."""
+        queue, self._queue = self._queue, []
+        for mutation in queue:
+            mutation()
+
+    def commit(self, check_mode):
+        """The check-mode gate: apply the queued mutations unless in check mode, where they are dropped."""
+        if check_mode:
+            self._queue = []
+        else:
+            self.apply()
 
     def __bool__(self):
         return bool(self.items)
@@ -74,3 +98,21 @@ class Changes(object):
 
     def result(self):
         return {'changed': self.changed, 'changes': self.lines()}
+
+
+class Unrecorded(Changes):
+    """The "no change" recorder: mutations are queued as usual, differences are not recorded.
+
+    For the details of what one step creates (the attributes of a new link, the sysctls
+    and `lo` of a new namespace): they are part of its 'created'. Used inside a mutation,
+    after the creation, and applied there.
+    """
+
+    def __init__(self):
+        Changes.__init__(self, None)
+
+    def add(self, field, before, after, apply=None):
+        self.then(apply)
+
+    def add_file(self, path, before, after, apply=None):
+        self.then(apply)

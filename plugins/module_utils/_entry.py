@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import traceback
+from functools import partial
 
 from ansible.module_utils.basic import missing_required_lib
 
@@ -89,13 +90,10 @@ def run_netns(module):
     present = name in _netlink.list_namespaces()
     changes = Changes('netns %s' % name)
     if state == 'present' and not present:
-        changes.add('state', 'absent', 'present')
-        if not module.check_mode:
-            _netlink.create_namespace(name)
+        changes.add('state', 'absent', 'present', apply=partial(_netlink.create_namespace, name))
     elif state == 'absent' and present:
-        changes.add('state', 'present', 'absent')
-        if not module.check_mode:
-            _netlink.delete_namespace(name)
+        changes.add('state', 'present', 'absent', apply=partial(_netlink.delete_namespace, name))
+    changes.commit(module.check_mode)
     _finish(module, changes, {'name': name, 'state': state})
 
 
@@ -147,31 +145,33 @@ def run_veth(module):
                 _fail_on(module, errors)
         changes = Changes('veth %s' % params['name'])
         if params['state'] == 'absent':
-            _remove_pair(end_space, peer_space, params, changes, module.check_mode)
+            _remove_pair(end_space, peer_space, params, changes)
         else:
             spec = VethSpec(**dict((k, v) for k, v in params.items() if k != 'state'))
-            ensure_veth(end_space, peer_space, root, spec, changes, module.check_mode)
+            ensure_veth(end_space, peer_space, root, spec, changes)
+        changes.commit(module.check_mode)
     finally:
         for opened in spaces.values():
             opened.close()
     _finish(module, changes)
 
 
-def _remove_pair(end_space, peer_space, params, changes, check_mode):
+def _remove_pair(end_space, peer_space, params, changes):
     for space, name in ((end_space, params['name']), (peer_space, params['peer'])):
         link = space.link(name)
         if link is not None and link.kind == 'veth':
-            changes.add(name, 'present', None)
-            if not check_mode:
-                space.delete_link(name)
-                # the other end went with it
-                end_space.reload()
-                peer_space.reload()
+            changes.add(name, 'present', None, apply=partial(_delete_pair, space, name, (end_space, peer_space)))
             break
 
 
+def _delete_pair(space, name, spaces):
+    space.delete_link(name)
+    for other in spaces:
+        other.reload()  # the other end went with it
+
+
 def run_ha_routers(module):
-    from ansible_collections.l3ha.routers.plugins.module_utils._node import reconcile
+    from ansible_collections.l3ha.routers.plugins.module_utils._reconciler import reconcile
     require_pyroute2(module)
     # The whole plan of the node would travel back in the invocation (megabytes at 1000
     # routers, for every run): the routers are named there instead.

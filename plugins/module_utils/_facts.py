@@ -12,15 +12,12 @@ import socket
 
 from ansible_collections.l3ha.routers.plugins.module_utils._files import read_text, sha256_text
 from ansible_collections.l3ha.routers.plugins.module_utils._netlink import list_namespaces
-from ansible_collections.l3ha.routers.plugins.module_utils._node import as_written, read_record, router_file_texts
+from ansible_collections.l3ha.routers.plugins.module_utils._router_files import as_written, read_record, router_file_texts
 from ansible_collections.l3ha.routers.plugins.module_utils._supervisor import keepalived_pid
 from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import (
     ALWAYS_RENDERED, CONFIG_CHECKSUM, DRAINED_MARKER, ROUTERS_SUBDIR, STATE_FILE, VRRP_STATES, namespace_of, router_of,
     router_run_dir,
 )
-
-# The files whose checksums the action plugin compares (conntrackd.conf is not validated).
-CHECKSUMMED = ALWAYS_RENDERED
 
 
 def parse_state(text):
@@ -45,7 +42,8 @@ def router_facts(name, config_dir, run_dir, namespaces):
     namespace = namespace_of(name)
     alive = namespace in namespaces and keepalived_pid(run_dir, name, namespace) is not None
     files = router_file_texts(config_dir, name)
-    checksums = dict((fname, sha256_text(files[fname])) for fname in CHECKSUMMED if fname in files)
+    # the files whose checksums the action plugin compares (conntrackd.conf is not validated)
+    checksums = dict((fname, sha256_text(files[fname])) for fname in ALWAYS_RENDERED if fname in files)
     loaded = (read_text(os.path.join(run, CONFIG_CHECKSUM)) or '').strip() or None
     return {
         'tenant': record.get('tenant'),

@@ -4,7 +4,8 @@
 """Thin wrappers around pyroute2 for network namespaces, links and addresses.
 
 Everything runs in this process: entering a namespace is a setns(2) of the calling
-thread, so one module call can visit 1000 namespaces without forking.
+thread, so one module call can visit 1000 namespaces without forking. Links, addresses
+and FDB entries are read from raw dumps with the lean parser of `_netlink_parse.py`.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -19,6 +20,11 @@ import ipaddress
 import os
 import socket
 import struct
+
+from ansible_collections.l3ha.routers.plugins.module_utils._netlink_parse import (
+    NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, RTM_GETADDR, RTM_GETLINK, RTM_GETNEIGH, Link, IFADDRMSG,
+    IFINFOMSG, NDMSG, NLMSGHDR, parse_address, parse_fdb_entry, parse_link,
+)
 
 try:
     from pyroute2 import IPRoute
@@ -39,7 +45,6 @@ MS_REC = 0x4000
 MS_BIND = 0x1000
 MS_SHARED = 1 << 20
 MNT_DETACH = 2
-IFF_UP = 0x1
 
 _libc = None
 
@@ -158,163 +163,24 @@ def open_route(name=None):
         return IPRoute()
 
 
-class Link(object):
-    """The fields of a link that the collection compares."""
-
-    __slots__ = ('index', 'name', 'kind', 'mac', 'mtu', 'up', 'master', 'alias',
-                 'peer_index', 'info')
-
-    def __init__(self, index, name, kind=None, mac=None, mtu=None, up=False, master=None,
-                 alias=None, peer_index=None, info=None):
-        self.index = index
-        self.name = name
-        self.kind = kind
-        self.mac = mac
-        self.mtu = mtu
-        self.up = up
-        self.master = master
-        self.alias = alias
-        self.peer_index = peer_index
-        self.info = info or {}
-
-    @classmethod
-    def from_message(cls, msg):
-        linkinfo = msg.get_attr('IFLA_LINKINFO')
-        kind = None
-        info = {}
-        if linkinfo is not None:
-            kind = linkinfo.get_attr('IFLA_INFO_KIND')
-            data = linkinfo.get_attr('IFLA_INFO_DATA')
-            if data is not None and hasattr(data, 'get_attr'):
-                info = dict((k, v) for k, v in data['attrs'] if k != 'UNKNOWN')
-        return cls(
-            index=msg['index'],
-            name=msg.get_attr('IFLA_IFNAME'),
-            kind=kind,
-            mac=msg.get_attr('IFLA_ADDRESS'),
-            mtu=msg.get_attr('IFLA_MTU'),
-            up=bool(msg['flags'] & IFF_UP),
-            master=msg.get_attr('IFLA_MASTER'),
-            alias=msg.get_attr('IFLA_IFALIAS'),
-            peer_index=msg.get_attr('IFLA_LINK'),
-            info=info,
-        )
-
-
-# ---------------------------------------------------------------- lean dumps
-# pyroute2 decodes every attribute of every message (statistics included), about 0.5 ms
-# per link; the reconciler reads the links and addresses of 1000 namespaces on every run.
-# Dumps are therefore read here, with a parser of just the attributes compared.
-NLMSG_ERROR = 2
-NLMSG_DONE = 3
-NLM_F_REQUEST = 1
-NLM_F_DUMP = 0x300
-RTM_NEWLINK, RTM_GETLINK = 16, 18
-RTM_NEWADDR, RTM_GETADDR = 20, 22
-RTM_NEWNEIGH, RTM_GETNEIGH = 28, 30
-_NLMSGHDR = struct.Struct('=IHHII')
-_NLATTR = struct.Struct('=HH')
-_IFINFOMSG = struct.Struct('=BBHiII')
-_IFADDRMSG = struct.Struct('=BBBBI')
-_NDMSG = struct.Struct('=BBHiHBB')
-IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER, IFLA_LINKINFO, IFLA_IFALIAS = 1, 3, 4, 5, 10, 18, 20
-IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
-IFA_ADDRESS, IFA_LOCAL = 1, 2
-NDA_DST, NDA_LLADDR = 1, 2
-# (attribute, name, decoder) of the link kinds whose identity the segments compare
-_INFO_FIELDS = {
-    'vxlan': ((1, 'IFLA_VXLAN_ID', 'u32'), (2, 'IFLA_VXLAN_GROUP', 'ip'), (4, 'IFLA_VXLAN_LOCAL', 'ip'),
-              (7, 'IFLA_VXLAN_LEARNING', 'u8'), (15, 'IFLA_VXLAN_PORT', 'be16')),
-    'vlan': ((1, 'IFLA_VLAN_ID', 'u16'),),
-}
-COMPARED_INFO = frozenset(name for fields in _INFO_FIELDS.values() for _attr, name, _how in fields)
-
-
-def _attributes(data, offset=0):
-    """{attribute type: payload} of a run of netlink attributes (nested flag dropped)."""
-    attrs = {}
-    end = len(data)
-    while offset + 4 <= end:
-        length, kind = _NLATTR.unpack_from(data, offset)
-        if length < 4:
-            break
-        attrs[kind & 0x3fff] = data[offset + 4:offset + length]
-        offset += (length + 3) & ~3
-    return attrs
-
-
-def _decode(value, how):
-    if value is None:
-        return None
-    if how == 'u32':
-        return struct.unpack('=I', value[:4])[0]
-    if how == 'i32':
-        return struct.unpack('=i', value[:4])[0]
-    if how == 'u8':
-        return bytearray(value)[0]
-    if how == 'u16':
-        return struct.unpack('=H', value[:2])[0]
-    if how == 'be16':
-        return struct.unpack('>H', value[:2])[0]
-    if how == 'ip':
-        return str(ipaddress.ip_address(bytes(value)))
-    if how == 'mac':
-        return ':'.join('%02x' % octet for octet in bytearray(value))
-    return value.split(b'\0', 1)[0].decode('utf-8', 'replace')  # 'text'
-
-
 def dump(sock, msg_type, header):
     """Payloads of the messages of one netlink dump on a raw NETLINK_ROUTE socket."""
-    sock.send(_NLMSGHDR.pack(_NLMSGHDR.size + len(header), msg_type, NLM_F_REQUEST | NLM_F_DUMP, 1, 0) + header)
+    sock.send(NLMSGHDR.pack(NLMSGHDR.size + len(header), msg_type, NLM_F_REQUEST | NLM_F_DUMP, 1, 0) + header)
     payloads = []
     while True:
         data = sock.recv(1 << 17)
         offset = 0
-        while offset + _NLMSGHDR.size <= len(data):
-            length, kind = _NLMSGHDR.unpack_from(data, offset)[:2]
+        while offset + NLMSGHDR.size <= len(data):
+            length, kind = NLMSGHDR.unpack_from(data, offset)[:2]
             if kind == NLMSG_DONE:
                 return payloads
             if kind == NLMSG_ERROR:
-                code = -struct.unpack_from('=i', data, offset + _NLMSGHDR.size)[0]
+                code = -struct.unpack_from('=i', data, offset + NLMSGHDR.size)[0]
                 if code:
                     raise NetlinkError(code, os.strerror(code))
                 return payloads
-            payloads.append(data[offset + _NLMSGHDR.size:offset + length])
+            payloads.append(data[offset + NLMSGHDR.size:offset + length])
             offset += (length + 3) & ~3
-
-
-def parse_link(payload):
-    """A Link from the payload of an RTM_NEWLINK message."""
-    _family, _pad, _type, index, flags, _change = _IFINFOMSG.unpack_from(payload)
-    attrs = _attributes(payload, _IFINFOMSG.size)
-    kind, info = None, {}
-    if IFLA_LINKINFO in attrs:
-        linkinfo = _attributes(attrs[IFLA_LINKINFO])
-        kind = _decode(linkinfo.get(IFLA_INFO_KIND), 'text')
-        data = _attributes(linkinfo[IFLA_INFO_DATA]) if IFLA_INFO_DATA in linkinfo else {}
-        for attr, name, how in _INFO_FIELDS.get(kind, ()):
-            if attr in data:
-                info[name] = _decode(data[attr], how)
-    return Link(index=index, name=_decode(attrs.get(IFLA_IFNAME), 'text'), kind=kind,
-                mac=_decode(attrs.get(IFLA_ADDRESS), 'mac'), mtu=_decode(attrs.get(IFLA_MTU), 'u32'),
-                up=bool(flags & IFF_UP), master=_decode(attrs.get(IFLA_MASTER), 'u32'),
-                alias=_decode(attrs.get(IFLA_IFALIAS), 'text'), peer_index=_decode(attrs.get(IFLA_LINK), 'i32'),
-                info=info)
-
-
-def parse_address(payload):
-    """(link index, 'ip/prefix') from the payload of an RTM_NEWADDR message."""
-    _family, prefixlen, _flags, _scope, index = _IFADDRMSG.unpack_from(payload)
-    attrs = _attributes(payload, _IFADDRMSG.size)
-    address = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS)
-    return index, '%s/%d' % (_decode(address, 'ip'), prefixlen)
-
-
-def parse_fdb_entry(payload):
-    """(link index, MAC, destination IP or None) from an AF_BRIDGE RTM_NEWNEIGH payload."""
-    index = _NDMSG.unpack_from(payload)[3]
-    attrs = _attributes(payload, _NDMSG.size)
-    return index, _decode(attrs.get(NDA_LLADDR), 'mac'), _decode(attrs.get(NDA_DST), 'ip')
 
 
 class Namespace(object):
@@ -350,7 +216,7 @@ class Namespace(object):
     # links
     def links(self):
         if self._links is None:
-            header = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0, 0)
+            header = IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0, 0)
             self._links = dict((link.name, link) for link in
                                (parse_link(payload) for payload in self.dump(RTM_GETLINK, header)))
         return self._links
@@ -412,13 +278,13 @@ class Namespace(object):
         link = self.link(name)
         if link is None:
             return []
-        header = _IFADDRMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
+        header = IFADDRMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
         return [normalize_cidr(cidr) for index, cidr in
                 (parse_address(payload) for payload in self.dump(RTM_GETADDR, header)) if index == link.index]
 
     def fdb(self):
         """[(link index, MAC, destination IP or None)] of every bridge and vxlan FDB entry."""
-        header = _NDMSG.pack(socket.AF_BRIDGE, 0, 0, 0, 0, 0, 0)
+        header = NDMSG.pack(socket.AF_BRIDGE, 0, 0, 0, 0, 0, 0)
         return [parse_fdb_entry(payload) for payload in self.dump(RTM_GETNEIGH, header)]
 
     def add_address(self, name, cidr):
@@ -531,3 +397,10 @@ def read_sysctl(key):
 def write_sysctl(key, value):
     with open(sysctl_path(key), 'w') as handle:
         handle.write(str(value))
+
+
+def write_sysctls(namespace, values):
+    """Write (key, value) sysctls inside `namespace` (None: the one this thread is in)."""
+    with entered(namespace):
+        for key, value in values:
+            write_sysctl(key, value)

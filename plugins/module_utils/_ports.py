@@ -4,8 +4,8 @@
 """veth pairs: one end in a namespace, the peer elsewhere (usually on a bridge).
 
 Used by the `veth` module and by the node reconciler. One code path for check and
-apply: differences are always computed and recorded; only the writes are skipped in
-check mode.
+apply: differences are always computed and recorded with their mutations in a
+`Changes`, whose `commit` is the one place that check mode skips.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -13,9 +13,11 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+from functools import partial
 
+from ansible_collections.l3ha.routers.plugins.module_utils._changes import Unrecorded
 from ansible_collections.l3ha.routers.plugins.module_utils._netlink import (
-    entered, is_ipv6_link_local, netns_path, normalize_cidr, read_sysctl, write_sysctl,
+    Namespace, entered, is_ipv6_link_local, netns_path, normalize_cidr, read_sysctl, write_sysctls,
 )
 
 
@@ -43,20 +45,42 @@ class VethSpec(object):
         self.sysctls = sysctls or {}
 
 
-class AbsentSpace(object):
-    """Stands for a namespace that does not exist yet (check mode): it has no links."""
+class NewNamespace(object):
+    """A namespace that this run creates: empty (no links, addresses, routes) until `open`,
+    called by the mutation that created it; from then on it is that `Namespace`.
+
+    The changes inside it are computed against what its creation makes, in check and
+    apply mode alike.
+    """
 
     def __init__(self, name):
         self.name = name
+        self._space = None
+
+    def open(self):
+        self._space = Namespace(self.name)
+
+    def close(self):
+        if self._space is not None:
+            self._space.close()
+
+    def __getattr__(self, attr):
+        # writes and the rest of Namespace, once it exists
+        if attr.startswith('_') or self._space is None:
+            raise AttributeError(attr)
+        return getattr(self._space, attr)
 
     def links(self):
-        return {}
+        return self._space.links() if self._space is not None else {}
 
     def link(self, name):
-        return None
+        return self._space.link(name) if self._space is not None else None
 
     def addresses(self, name):
-        return []
+        return self._space.addresses(name) if self._space is not None else []
+
+    def routes(self):
+        return self._space.routes() if self._space is not None else []
 
 
 def _where(space):
@@ -104,10 +128,10 @@ def create_pair(end_space, peer_space, spec):
     peer_space.refresh(spec.peer)
 
 
-def ensure_veth(end_space, peer_space, root_space, spec, changes, check_mode):
-    """Make the pair match `spec`, recording every difference in `changes`.
+def ensure_veth(end_space, peer_space, root_space, spec, changes):
+    """Find how the pair differs from `spec`, recording each difference and its mutation in `changes`.
 
-    Returns True when the pair was (or, in check mode, would be) created.
+    Returns True when the pair is to be created (or recreated).
     """
     prefix = spec.name
     end = end_space.link(spec.name)
@@ -118,45 +142,47 @@ def ensure_veth(end_space, peer_space, root_space, spec, changes, check_mode):
 
     if not _paired(end or misplaced, peer):
         if end is None and misplaced is None and peer is None:
-            changes.add(prefix, None, 'created')
+            field, before, after = prefix, None, 'created'
         elif peer is None or (end is None and misplaced is None):
-            changes.add(prefix, 'half of a pair', 'recreated')
+            field, before, after = prefix, 'half of a pair', 'recreated'
         else:
-            changes.add(prefix + '.peer', 'not ' + spec.peer, spec.peer)
-        if not check_mode:
-            for space, name in ((end_space, spec.name), (misplaced_space, spec.name),
-                                (peer_space, spec.peer)):
-                if space is not None:
-                    space.delete_link(name)
-            create_pair(end_space, peer_space, spec)
-            # attributes set right after creation are part of 'created', not separate changes
-            _ensure_attributes(end_space, peer_space, spec, _Silent(), check_mode)
+            field, before, after = prefix + '.peer', 'not ' + spec.peer, spec.peer
+        changes.add(field, before, after, apply=partial(_recreate_pair, end_space, misplaced_space, peer_space, spec))
         return True
 
+    view = end_space
     if misplaced is not None:
-        changes.add(prefix + '.namespace', _where(misplaced_space), _where(end_space))
-        if not check_mode:
-            fd = _open_ns_fd(end_space.name)
-            try:
-                misplaced_space.route.link('set', index=misplaced.index, net_ns_fd=fd)
-            finally:
-                os.close(fd)
-            misplaced_space.forget(spec.name)
-            end_space.refresh(spec.name)
-        else:
-            # compare the attributes of the link where it is now
-            end_space = _Overlay(end_space, spec.name, misplaced)
-    _ensure_attributes(end_space, peer_space, spec, changes, check_mode)
+        changes.add(prefix + '.namespace', _where(misplaced_space), _where(end_space),
+                    apply=partial(_move_link, misplaced_space, end_space, spec.name))
+        # compared where it is now, changed where it goes
+        view = _Overlay(end_space, spec.name, misplaced)
+    _ensure_attributes(view, end_space, peer_space, spec, changes)
     return False
 
 
-class _Silent(object):
-    def add(self, *args):
-        pass
+def _recreate_pair(end_space, misplaced_space, peer_space, spec):
+    for space, name in ((end_space, spec.name), (misplaced_space, spec.name), (peer_space, spec.peer)):
+        if space is not None:
+            space.delete_link(name)
+    create_pair(end_space, peer_space, spec)
+    # attributes set right after creation are part of 'created', not separate changes
+    details = Unrecorded()
+    _ensure_attributes(end_space, end_space, peer_space, spec, details)
+    details.apply()
+
+
+def _move_link(from_space, to_space, name):
+    fd = _open_ns_fd(to_space.name)
+    try:
+        from_space.route.link('set', index=from_space.link(name).index, net_ns_fd=fd)
+    finally:
+        os.close(fd)
+    from_space.forget(name)
+    to_space.refresh(name)
 
 
 class _Overlay(object):
-    """A namespace view with one extra link (a misplaced end, in check mode)."""
+    """A namespace view with one extra link: an end that is still in another namespace."""
 
     def __init__(self, space, name, link):
         self._space = space
@@ -168,20 +194,24 @@ class _Overlay(object):
         return self._link if name == self._name else self._space.link(name)
 
     def addresses(self, name):
-        return []
+        return []  # a link that changes namespace loses its addresses
+
+    def moving(self, name):
+        return name == self._name
 
 
-def _ensure_attributes(end_space, peer_space, spec, changes, check_mode):
+def _ensure_attributes(view, end_space, peer_space, spec, changes):
+    """Compare both ends (the end as `view` shows it); changes are made in `end_space`/`peer_space`."""
     peer_master_index = None
     if spec.peer_master:
         bridge = peer_space.link(spec.peer_master)
         peer_master_index = bridge.index if bridge is not None else -1
     sides = (
-        (end_space, spec.name, spec.mac, spec.alias, None, spec.addresses, spec.sysctls),
-        (peer_space, spec.peer, spec.peer_mac, spec.peer_alias, peer_master_index,
+        (view, end_space, spec.name, spec.mac, spec.alias, None, spec.addresses, spec.sysctls),
+        (peer_space, peer_space, spec.peer, spec.peer_mac, spec.peer_alias, peer_master_index,
          spec.peer_addresses, {}),
     )
-    for space, name, mac, alias, master, addresses, sysctls in sides:
+    for space, target, name, mac, alias, master, addresses, sysctls in sides:
         link = space.link(name)
         if link is None:
             continue
@@ -206,41 +236,55 @@ def _ensure_attributes(end_space, peer_space, spec, changes, check_mode):
             state = None
         if sysctls:
             # sysctls such as addr_gen_mode must be in place before the link goes up
-            if wanted and not check_mode:
-                space.set_link(name, **wanted)
+            if wanted:
+                changes.then(partial(_set_link, target, name, wanted))
             wanted = {}
-            _ensure_sysctls(space, name, sysctls, changes, check_mode)
+            _ensure_sysctls(space, name, sysctls, changes)
         if state:
             wanted['state'] = state
-        if wanted and not check_mode:
-            space.set_link(name, **wanted)
+        if wanted:
+            changes.then(partial(_set_link, target, name, wanted))
         if addresses is not None:
-            ensure_addresses(space, name, addresses, spec.exclusive_addresses, changes, check_mode)
+            ensure_addresses(space, name, addresses, spec.exclusive_addresses, changes, target)
 
 
-def _ensure_sysctls(space, name, sysctls, changes, check_mode):
-    if not sysctls:
-        return
-    with entered(space.name):
-        for template, value in sorted(sysctls.items()):
-            key = template.format(dev=name)
-            current = read_sysctl(key)
-            if current != str(value):
-                changes.add(name + '.sysctl ' + key.split('/', 1)[1], current, str(value))
-                if not check_mode:
-                    write_sysctl(key, value)
+def _set_link(space, name, attrs):
+    space.set_link(name, **attrs)
 
 
-def ensure_addresses(space, name, addresses, exclusive, changes, check_mode):
-    """Add the missing addresses; with `exclusive`, remove every other one except IPv6 link-local."""
+def _ensure_sysctls(space, name, sysctls, changes):
+    if getattr(space, 'moving', None) and space.moving(name):
+        current = {}  # not in that namespace yet: its sysctls there are the ones it gets on arrival
+    else:
+        with entered(space.name):
+            current = dict((key, read_sysctl(key)) for key in (t.format(dev=name) for t in sysctls))
+    writes = []
+    for template, value in sorted(sysctls.items()):
+        key = template.format(dev=name)
+        if current.get(key) != str(value):
+            changes.add(name + '.sysctl ' + key.split('/', 1)[1], current.get(key), str(value))
+            writes.append((key, value))
+    if writes:
+        changes.then(partial(write_sysctls, space.name, writes))
+
+
+def ensure_addresses(space, name, addresses, exclusive, changes, target=None):
+    """Add the missing addresses; with `exclusive`, remove every other one except IPv6 link-local.
+
+    Compared in `space`, changed in `target` (default: the same namespace).
+    """
+    target = space if target is None else target
     current = space.addresses(name)
     wanted = [normalize_cidr(a) for a in addresses]
     missing = [a for a in wanted if a not in current]
     extra = [a for a in current if a not in wanted and not is_ipv6_link_local(a)] if exclusive else []
     if missing or extra:
-        changes.add(name + '.addresses', sorted(current), sorted(set(current) - set(extra) | set(wanted)))
-        if not check_mode:
-            for cidr in extra:
-                space.delete_address(name, cidr)
-            for cidr in missing:
-                space.add_address(name, cidr)
+        changes.add(name + '.addresses', sorted(current), sorted(set(current) - set(extra) | set(wanted)),
+                    apply=partial(_set_addresses, target, name, extra, missing))
+
+
+def _set_addresses(space, name, extra, missing):
+    for cidr in extra:
+        space.delete_address(name, cidr)
+    for cidr in missing:
+        space.add_address(name, cidr)

@@ -18,9 +18,11 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import errno
+from functools import partial
 
+from ansible_collections.l3ha.routers.plugins.module_utils._changes import Unrecorded
 from ansible_collections.l3ha.routers.plugins.module_utils._netlink import NetlinkError
-from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import LINK_MARKER
+from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import LINK_MARKER, VLAN_ID_MAX, VLAN_ID_MIN
 from ansible_collections.l3ha.routers.plugins.module_utils._validate import (
     ifname_problem, int_range_problem, ip_problem, mtu_problem, vni_problem,
 )
@@ -76,7 +78,7 @@ def validate_segments(segments, local_ip, root, errors):
             if seg.get('group') is not None:
                 errors.check(owner, 'group', ip_problem(seg.get('group')))
         else:
-            errors.check(owner, 'vlan_id', int_range_problem(seg.get('vlan_id'), 1, 4094, 'VLAN id'))
+            errors.check(owner, 'vlan_id', int_range_problem(seg.get('vlan_id'), VLAN_ID_MIN, VLAN_ID_MAX, 'VLAN id'))
             errors.check(owner, 'physical_device', ifname_problem(seg.get('physical_device')))
             parent = seg.get('physical_device')
             if isinstance(parent, str) and root.link(parent) is None:
@@ -111,8 +113,12 @@ def _create_attrs(kind, identity, root, seg):
     return {}
 
 
-def ensure_link(root, name, kind, identity, seg, owner, master, changes, check_mode):
-    """A managed root-namespace link of `kind`: present, marked, right MTU/master, up."""
+def ensure_link(root, name, kind, identity, seg, owner, master, changes):
+    """A managed root-namespace link of `kind`: present, marked, right MTU/master, up.
+
+    Returns True when it is to be created (or recreated: an identity that cannot change
+    on a live device differs).
+    """
     link = root.link(name)
     mismatched = []
     if link is not None:
@@ -126,40 +132,53 @@ def ensure_link(root, name, kind, identity, seg, owner, master, changes, check_m
             changes.add(name, None, 'created')
         for field, before, after in mismatched:
             changes.add('%s.%s' % (name, field), before, after)
-        if check_mode:
-            return
-        if link is not None:
-            root.delete_link(name)
-        attrs = _create_attrs(kind, identity, root, seg)
-        if seg.get('mtu'):
-            attrs['mtu'] = int(seg['mtu'])
-        root.route.link('add', ifname=name, kind=kind, ifalias=marker(owner), **attrs)
-        link = root.refresh(name)
-        changes = _Quiet()
+        changes.then(partial(_create_link, root, name, kind, identity, seg, owner, master))
+        return True
+    _ensure_link_attributes(root, link, seg, owner, master, changes)
+    return False
+
+
+def _create_link(root, name, kind, identity, seg, owner, master):
+    if root.link(name) is not None:
+        root.delete_link(name)
+    attrs = _create_attrs(kind, identity, root, seg)
+    if seg.get('mtu'):
+        attrs['mtu'] = int(seg['mtu'])
+    root.route.link('add', ifname=name, kind=kind, ifalias=marker(owner), **attrs)
+    # what is set right after creation is part of 'created'
+    details = Unrecorded()
+    _ensure_link_attributes(root, root.refresh(name), seg, owner, master, details)
+    details.apply()
+
+
+def _ensure_link_attributes(root, link, seg, owner, master, changes):
     wanted = {}
     if link.alias != marker(owner):
-        changes.add(name + '.alias', link.alias, marker(owner))
+        changes.add(link.name + '.alias', link.alias, marker(owner))
         wanted['ifalias'] = marker(owner)
     if seg.get('mtu') and link.mtu != int(seg['mtu']):
-        changes.add(name + '.mtu', link.mtu, int(seg['mtu']))
+        changes.add(link.name + '.mtu', link.mtu, int(seg['mtu']))
         wanted['mtu'] = int(seg['mtu'])
+    bridge = None
     if master is not None:
+        # a bridge created in this run exists once its creation is applied
         bridge = root.link(master)
         if bridge is None or link.master != bridge.index:
             current = root.link_by_index(link.master) if link.master else None
-            changes.add(name + '.master', current.name if current else None, master)
-            if bridge is not None:
-                wanted['master'] = bridge.index
+            changes.add(link.name + '.master', current.name if current else None, master)
+        else:
+            master = None
     if not link.up:
-        changes.add(name + '.up', False, True)
+        changes.add(link.name + '.up', False, True)
         wanted['state'] = 'up'
-    if wanted and not check_mode:
-        root.set_link(name, **wanted)
+    if wanted or master is not None:
+        changes.then(partial(_set_link, root, link.name, wanted, master))
 
 
-class _Quiet(object):
-    def add(self, *args):
-        pass
+def _set_link(root, name, wanted, master):
+    if master is not None:
+        wanted = dict(wanted, master=root.link(master).index)
+    root.set_link(name, **wanted)
 
 
 def flood_table(root):
@@ -185,14 +204,16 @@ def flood_entries(root, device):
     return flood_table(root).get(link.index, [])
 
 
-def ensure_flood(root, device, remotes, changes, check_mode):
-    current = flood_entries(root, device)
+def ensure_flood(root, device, remotes, changes, created=False):
+    """All-zero FDB entries to the remote VTEPs; a device `created` in this run has none yet."""
+    current = [] if created else flood_entries(root, device)
     wanted = sorted(set(remotes))
     if current == wanted:
         return
-    changes.add(device + '.flood', current, wanted)
-    if check_mode:
-        return
+    changes.add(device + '.flood', current, wanted, apply=partial(_set_flood, root, device, current, wanted))
+
+
+def _set_flood(root, device, current, wanted):
     index = root.link(device).index
     flood_table(root)[index] = wanted
     for dst in current:
@@ -207,24 +228,20 @@ def ensure_flood(root, device, remotes, changes, check_mode):
                     raise
 
 
-def ensure_segment(root, name, seg, local_ip, changes, check_mode):
-    """Make one segment match; `root` is the Namespace of the node."""
+def ensure_segment(root, name, seg, local_ip, changes):
+    """Find how one segment differs (`root`: the Namespace of the node); changes queued in `changes`."""
     kind = seg['type']
     if kind == 'bridge':
         return
     bridge = seg['bridge']
-    ensure_link(root, bridge, 'bridge', {}, seg, name, None, changes, check_mode)
+    ensure_link(root, bridge, 'bridge', {}, seg, name, None, changes)
     if kind == 'vxlan':
         identity = vxlan_identity(seg, local_ip)
     else:
         identity = {'IFLA_VLAN_ID': int(seg['vlan_id'])}
-    ensure_link(root, seg['device'], kind, identity, seg, name, bridge, changes, check_mode)
+    created = ensure_link(root, seg['device'], kind, identity, seg, name, bridge, changes)
     if kind == 'vxlan' and not seg.get('group'):
-        if check_mode and root.link(seg['device']) is None:
-            if seg.get('remotes'):
-                changes.add(seg['device'] + '.flood', [], sorted(set(seg['remotes'])))
-            return
-        ensure_flood(root, seg['device'], seg.get('remotes') or [], changes, check_mode)
+        ensure_flood(root, seg['device'], seg.get('remotes') or [], changes, created)
 
 
 def segment_links(segments):

@@ -1,11 +1,11 @@
 # -*- coding: utf-8 -*-
 # Copyright: l3ha.routers contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""keepalived processes (one per router, in its namespace) and nftables loading.
+"""Low-level process helpers of the node side: command lines, pid files, /proc scans, signals.
 
-Two supervisors: `reconciler` starts keepalived itself (it daemonizes), `systemd`
-asks systemctl for `l3ha-keepalived@<router>.service`, whose unit (written by the role)
-runs the same command line from `keepalived_argv`.
+Private to the collection. keepalived and conntrackd run one per router, inside its
+namespace; `_processes.RouterProcesses` decides what to start, reload or stop, under
+either supervisor, with these. `run_in` runs short commands (nft, systemctl).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -23,8 +23,8 @@ from ansible_collections.l3ha.routers.plugins.module_utils._netlink import (
     entered, namespace_inode, process_namespace_inode,
 )
 from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import (
-    CONNTRACKD_CHECKSUM, CONNTRACKD_CONF, KEEPALIVED_CONF, KEEPALIVED_PID, VRRP_PID, router_config_dir, router_run_dir,
-    systemd_unit,
+    CONNTRACKD_CHECKSUM, CONNTRACKD_CONF, CONNTRACKD_LOCK, CONNTRACKD_SOCKET, KEEPALIVED_CONF, KEEPALIVED_PID, VRRP_PID,
+    router_config_dir, router_run_dir,
 )
 
 START_TIMEOUT = 10.0
@@ -35,7 +35,7 @@ class SupervisorError(Exception):
     pass
 
 
-def keepalived_argv(name, config_dir, run_dir, keepalived_bin='keepalived'):
+def keepalived_argv(name, config_dir, run_dir, keepalived_bin):
     """The one keepalived command line, for the reconciler and the systemd unit alike.
 
     Run inside the router's namespace. `--vrrp`: no health checker; `--log-detail`
@@ -50,7 +50,7 @@ def keepalived_argv(name, config_dir, run_dir, keepalived_bin='keepalived'):
     ]
 
 
-def conntrackd_argv(name, config_dir, conntrackd_bin='conntrackd'):
+def conntrackd_argv(name, config_dir, conntrackd_bin):
     """conntrackd of one router, run inside its namespace; `-d` forks once it is ready.
 
     Its lock file, UNIX socket and log are named in the router's conntrackd.conf (under
@@ -92,16 +92,7 @@ def stop_conntrackd(namespace, run_dir, name):
     """
     for pid in conntrackd_pids(namespace):
         stop_process(pid)
-    remove_run_files(run_dir, name, ('conntrackd.lock', 'conntrackd.ctl', CONNTRACKD_CHECKSUM))
-
-
-def systemd_command(name, running, config_changed, systemctl='systemctl'):
-    """systemctl argv for the wanted action, or None when nothing is to be done."""
-    if not running:
-        return [systemctl, 'start', systemd_unit(name)]
-    if config_changed:
-        return [systemctl, 'reload', systemd_unit(name)]
-    return None
+    remove_run_files(run_dir, name, (CONNTRACKD_LOCK, CONNTRACKD_SOCKET, CONNTRACKD_CHECKSUM))
 
 
 def read_pid(path):

@@ -38,7 +38,25 @@ IFNAMSIZ = 15            # kernel device names, without the NUL
 VRID_MIN, VRID_MAX = 1, 255          # what VRRP allows
 PLANNED_VRID_MAX = 254               # the planner allocates 1..254 per HA segment, as Neutron
 VNI_MIN, VNI_MAX = 1, 16777215       # 24-bit VXLAN network identifier
+VLAN_ID_MIN, VLAN_ID_MAX = 1, 4094   # 802.1Q (0 and 4095 are reserved)
 MTU_MIN, MTU_MAX = 68, 65535
+# Kernel limits of a network node, raised (never lowered) by the reconciler where the node
+# has them (its initial namespace), and by the lab on its host. The neighbour tables are
+# shared by every namespace of a host, and their defaults (gc_thresh3 = 1024 entries) are
+# exceeded by a few hundred routers (HA peers, gateways, instances): then every new entry
+# forces a GC that evicts another namespace's entries (unanswered ARP, and VRRP adverts to
+# an evicted peer can be lost: spurious failovers). A broadcast (ARP, GARP) on a bridge is
+# copied to every router port on it in one pass: with 1000 and more ports the per-CPU
+# input queue (netdev_max_backlog = 1000) drops the copies to the last ports, every time.
+NODE_SYSCTL_FLOORS = (
+    ('net/ipv4/neigh/default/gc_thresh1', 8192),
+    ('net/ipv4/neigh/default/gc_thresh2', 32768),
+    ('net/ipv4/neigh/default/gc_thresh3', 65536),
+    ('net/ipv6/neigh/default/gc_thresh1', 8192),
+    ('net/ipv6/neigh/default/gc_thresh2', 32768),
+    ('net/ipv6/neigh/default/gc_thresh3', 65536),
+    ('net/core/netdev_max_backlog', 16384),
+)
 
 # ---------------------------------------------------------------- the files of a router
 KEEPALIVED_CONF = 'keepalived.conf'
@@ -68,6 +86,7 @@ VRRP_PID = 'vrrp.pid'
 CONFIG_CHECKSUM = 'config.sha256'
 NFTABLES_CHECKSUM = 'nftables.sha256'
 CONNTRACKD_CHECKSUM = 'conntrackd.sha256'
+# Named in the router's conntrackd.conf; left behind by a killed conntrackd.
 CONNTRACKD_LOCK = 'conntrackd.lock'
 CONNTRACKD_SOCKET = 'conntrackd.ctl'
 CONNTRACKD_LOG = 'conntrackd.log'

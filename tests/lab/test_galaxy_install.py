@@ -93,7 +93,7 @@ def test_tarball_leaves_out_lab_bench_and_test_clutter(installed):
     clutter = sorted(m for m in members if FORBIDDEN_PARTS & set(m.split("/")) or m.endswith(".pyc"))
     assert clutter == []
     for needed in ("MANIFEST.json", "playbooks/site.yml", "roles/l3ha/meta/argument_specs.yml",
-                   "plugins/modules/ha_routers.py", "plugins/module_utils/_node.py", "plugins/action/plan.py",
+                   "plugins/modules/ha_routers.py", "plugins/module_utils/_reconciler.py", "plugins/action/plan.py",
                    "meta/runtime.yml", "meta/execution-environment.yml", "changelogs/changelog.yaml"):
         assert needed in members, "%s missing from the tarball" % needed
 

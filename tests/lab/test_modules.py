@@ -515,7 +515,7 @@ def test_config_change_reloads_keepalived_without_restart(node):
 COMPARE_DUMPS = r"""
 import json, sys
 from pyroute2 import IPRoute
-from ansible_collections.l3ha.routers.plugins.module_utils import _netlink
+from ansible_collections.l3ha.routers.plugins.module_utils import _netlink, _netlink_parse
 result = {}
 for name in (None, sys.argv[1]):
     lean = _netlink.Namespace(name)
@@ -523,9 +523,9 @@ for name in (None, sys.argv[1]):
         full = IPRoute()
     fields = lambda link: [link.index, link.name, link.kind, link.mac, link.mtu, link.up, link.master,
                            link.alias, link.peer_index, sorted((k, v) for k, v in link.info.items()
-                                                              if k in _netlink.COMPARED_INFO)]
+                                                              if k in _netlink_parse.COMPARED_INFO)]
     links = dict((l.name, fields(l)) for l in lean.links().values())
-    reference = dict((l.name, fields(l)) for l in (_netlink.Link.from_message(m) for m in full.get_links()))
+    reference = dict((l.name, fields(l)) for l in (_netlink_parse.Link.from_message(m) for m in full.get_links()))
     addresses = dict((n, sorted(lean.addresses(n))) for n in links)
     reference_addresses = {}
     for n, entry in reference.items():

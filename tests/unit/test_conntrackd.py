@@ -21,7 +21,7 @@ from ansible_collections.l3ha.routers.plugins.plugin_utils._render import (
     make_renderer, read_sources, render_router_files,
 )
 from ansible_collections.l3ha.routers.plugins.plugin_utils._router_view import RenderError, router_view
-from ansible_collections.l3ha.routers.plugins.module_utils import _node
+from ansible_collections.l3ha.routers.plugins.module_utils import _processes, _reconciler
 from ansible_collections.l3ha.routers.plugins.module_utils._changes import Changes
 from test_planner_helpers import ok, router, run
 from test_templates import TEMPLATES, full_router, keepalived_test, render, single_router
@@ -207,10 +207,10 @@ class FakeDaemons(object):
         self.running = set(running)
         self.scans = 0
         self.calls = []
-        monkeypatch.setattr(_node, "namespace_inode", lambda namespace: namespace)
-        monkeypatch.setattr(_node, "conntrackd_namespaces", self.scan)
-        monkeypatch.setattr(_node, "start_conntrackd", self.start)
-        monkeypatch.setattr(_node, "stop_conntrackd", self.stop)
+        monkeypatch.setattr(_processes, "namespace_inode", lambda namespace: namespace)
+        monkeypatch.setattr(_processes, "conntrackd_namespaces", self.scan)
+        monkeypatch.setattr(_processes, "start_conntrackd", self.start)
+        monkeypatch.setattr(_processes, "stop_conntrackd", self.stop)
 
     def scan(self):
         self.scans += 1
@@ -228,11 +228,12 @@ class FakeDaemons(object):
 
 
 def reconcile_conntrackd(tmp_path, files, check_mode=False, created=False):
-    reconciler = _node.NodeReconciler({"config_dir": str(tmp_path / "etc"), "run_dir": str(tmp_path / "run"),
-                                       "state_dir": str(tmp_path / "state"), "conntrackd_bin": "/opt/ctd"},
-                                      check_mode=check_mode)
+    reconciler = _reconciler.NodeReconciler({"config_dir": str(tmp_path / "etc"), "run_dir": str(tmp_path / "run"),
+                                             "state_dir": str(tmp_path / "state"), "conntrackd_bin": "/opt/ctd"},
+                                            check_mode=check_mode)
     changes = Changes("router r1")
-    reconciler._ensure_conntrackd({"name": "r1", "files": files}, "qrouter-r1", created, changes)
+    reconciler._ensure_conntrackd({"name": "r1", "files": files}, created, changes)
+    changes.commit(check_mode)
     return changes.lines()
 
 

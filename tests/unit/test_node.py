@@ -1,21 +1,25 @@
 """Unit tests of the node-side module_utils (netlink mocked by small fakes)."""
-import importlib.util
+import importlib
 import json
 import os
 
 import pytest
 
-from ansible_collections.l3ha.routers.plugins.module_utils import _node, _segments, _supervisor
-from ansible_collections.l3ha.routers.plugins.module_utils._changes import Changes
+from ansible_collections.l3ha.routers.plugins.module_utils import (
+    _node_input, _processes, _reconciler, _router_files, _router_namespace, _segments, _supervisor,
+)
+from ansible_collections.l3ha.routers.plugins.module_utils._changes import Changes, Unrecorded
 from ansible_collections.l3ha.routers.plugins.module_utils._facts import parse_state, router_facts
 from ansible_collections.l3ha.routers.plugins.module_utils._files import (
     file_drift, sha256_text, write_atomic,
 )
-from ansible_collections.l3ha.routers.plugins.module_utils._netlink import Link
+from ansible_collections.l3ha.routers.plugins.module_utils._netlink import Route
+from ansible_collections.l3ha.routers.plugins.module_utils._netlink_parse import COMPARED_INFO, Link
 from ansible_collections.l3ha.routers.plugins.module_utils._ports import (
-    AbsentSpace, VethSpec, ensure_addresses, ensure_veth,
+    NewNamespace, VethSpec, ensure_addresses, ensure_veth,
 )
 from ansible_collections.l3ha.routers.plugins.module_utils._validate import Errors, ValidationError
+from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import NODE_SYSCTL_FLOORS
 
 
 class FakeRoute:
@@ -122,7 +126,7 @@ SEGMENTS = {"ha": {"type": "vxlan", "vni": 2000, "bridge": "brq-1", "device": "v
 def errors_of(routers, segments=None, local_ip="192.0.2.11", root=None):
     segments = SEGMENTS if segments is None else segments
     errors = Errors()
-    _node.validate_routers(routers, segments, errors)
+    _node_input.validate_routers(routers, segments, errors)
     root = root or FakeSpace(links=[Link(2, "br-ex", kind="bridge")])
     _segments.validate_segments(segments, local_ip, root, errors)
     return errors.messages
@@ -199,7 +203,8 @@ def test_segment_errors_name_segment_and_field(segment, local_ip, expected):
 def test_vxlan_segment_created_with_flood_entries():
     root = FakeSpace()
     changes = Changes("segment ha")
-    _segments.ensure_segment(root, "ha", SEGMENTS["ha"], "192.0.2.11", changes, check_mode=False)
+    _segments.ensure_segment(root, "ha", SEGMENTS["ha"], "192.0.2.11", changes)
+    changes.apply()
     adds = [attrs for kind, command, attrs in root.route.calls if command == "add" and kind == "link"]
     assert [a["ifname"] for a in adds] == ["brq-1", "vx-1"]
     assert adds[1]["vxlan_id"] == 2000 and adds[1]["vxlan_local"] == "192.0.2.11"
@@ -220,7 +225,8 @@ def test_vxlan_with_wrong_vni_is_recreated_and_check_mode_writes_nothing():
     root = FakeSpace(links=[br, vx])
     changes = Changes("segment ha")
     _segments.ensure_link(root, "vx-1", "vxlan", _segments.vxlan_identity(SEGMENTS["ha"], "192.0.2.11"),
-                          SEGMENTS["ha"], "ha", "brq-1", changes, check_mode=True)
+                          SEGMENTS["ha"], "ha", "brq-1", changes)
+    changes.commit(check_mode=True)
     assert changes.lines() == ["vx-1.vxlan_id: 1999 -> 2000"]
     assert root.route.calls == []
 
@@ -232,7 +238,8 @@ def test_vlan_segment_plumbing():
     root = FakeSpace(links=[Link(5, "eth1", kind=None, mtu=1500, up=True)])
     assert errors_of([], {"v": seg}, None, root) == []
     changes = Changes("segment v")
-    _segments.ensure_segment(root, "v", seg, None, changes, check_mode=False)
+    _segments.ensure_segment(root, "v", seg, None, changes)
+    changes.apply()
     vlan = [attrs for kind, command, attrs in root.route.calls if command == "add" and attrs["kind"] == "vlan"]
     assert vlan == [{"ifname": "eth1.100", "kind": "vlan", "ifalias": "l3ha:v", "vlan_id": 100,
                      "link": 5, "mtu": 1500}]
@@ -259,14 +266,16 @@ def spec(**change):
 def test_matching_pair_has_no_changes():
     end_space, root = veth_pair()
     changes = Changes("x")
-    assert ensure_veth(end_space, root, root, spec(), changes, check_mode=False) is False
+    assert ensure_veth(end_space, root, root, spec(), changes) is False
+    changes.apply()
     assert changes.lines() == [] and end_space.route.calls == [] and root.route.calls == []
 
 
 def test_attribute_drift_is_recorded_and_check_mode_writes_nothing():
     end_space, root = veth_pair()
     changes = Changes("x")
-    ensure_veth(end_space, root, root, spec(mtu=1400, mac="fa:16:3e:00:00:0a"), changes, check_mode=True)
+    ensure_veth(end_space, root, root, spec(mtu=1400, mac="fa:16:3e:00:00:0a"), changes)
+    changes.commit(check_mode=True)
     assert changes.lines() == ["qr-1.mac: fa:16:3e:00:00:09 -> fa:16:3e:00:00:0a", "qr-1.mtu: 1450 -> 1400",
                                "vqr1.mtu: 1450 -> 1400"]
     assert end_space.route.calls == [] and root.route.calls == []
@@ -276,7 +285,7 @@ def test_wrong_peer_means_recreate():
     end_space, root = veth_pair()
     root.link("vqr1").peer_index = 99  # our peer name belongs to another pair
     changes = Changes("x")
-    assert ensure_veth(end_space, root, root, spec(), changes, check_mode=True) is True
+    assert ensure_veth(end_space, root, root, spec(), changes) is True
     assert changes.lines() == ["qr-1.peer: not vqr1 -> vqr1"]
 
 
@@ -286,14 +295,14 @@ def test_misplaced_end_is_reported_as_a_move():
     end_space.delete_link("qr-1")
     root.add(moved)
     changes = Changes("x")
-    assert ensure_veth(end_space, root, root, spec(), changes, check_mode=True) is False
+    assert ensure_veth(end_space, root, root, spec(), changes) is False
     assert changes.lines()[0] == "qr-1.namespace: root -> ns1"
 
 
 def test_absent_namespace_means_created():
     root = veth_pair()[1]
     changes = Changes("x")
-    ensure_veth(AbsentSpace("ns9"), root, root, spec(name="qr-9", peer="vqr9"), changes, check_mode=True)
+    ensure_veth(NewNamespace("ns9"), root, root, spec(name="qr-9", peer="vqr9"), changes)
     assert changes.lines() == ["qr-9: absent -> created"]
 
 
@@ -301,17 +310,20 @@ def test_exclusive_addresses_keep_ipv6_link_local():
     space = FakeSpace("ns1", [Link(2, "qr-1", kind="veth")])
     space.addrs["qr-1"] = ["10.0.0.9/24", "fe80::1/64", "10.0.0.1/24"]
     changes = Changes("x")
-    ensure_addresses(space, "qr-1", ["10.0.0.1/24", "10.0.1.1/24"], True, changes, check_mode=False)
+    ensure_addresses(space, "qr-1", ["10.0.0.1/24", "10.0.1.1/24"], True, changes)
+    changes.apply()
     assert sorted(space.addrs["qr-1"]) == ["10.0.0.1/24", "10.0.1.1/24", "fe80::1/64"]
     non_exclusive = FakeSpace("ns1", [Link(2, "qr-1", kind="veth")])
     non_exclusive.addrs["qr-1"] = ["10.0.0.9/24"]
-    ensure_addresses(non_exclusive, "qr-1", ["10.0.0.1/24"], False, Changes("y"), check_mode=False)
+    other = Changes("y")
+    ensure_addresses(non_exclusive, "qr-1", ["10.0.0.1/24"], False, other)
+    other.apply()
     assert sorted(non_exclusive.addrs["qr-1"]) == ["10.0.0.1/24", "10.0.0.9/24"]
 
 
 def test_router_port_spec_owns_only_the_ha_address():
     r = router()
-    ha, qg = (_node.port_spec(r, port, SEGMENTS) for port in r["ports"])
+    ha, qg = (_router_namespace.port_spec(r, port, SEGMENTS) for port in r["ports"])
     assert ha.addresses == ["169.254.192.1/18"] and ha.exclusive_addresses is False
     assert qg.addresses is None
     assert (ha.peer_master, qg.peer_master) == ("brq-1", "br-ex")
@@ -335,6 +347,58 @@ def test_diff_names_the_router_and_shows_file_content():
     assert Changes("router r2").diffs() == []
 
 
+def test_mutations_are_queued_and_applied_in_order_unless_in_check_mode():
+    def recorded(check_mode):
+        done = []
+        changes = Changes("router r1")
+        changes.add("namespace", None, "qrouter-r1", apply=lambda: done.append("namespace"))
+        changes.then(lambda: done.append("directory"))
+        changes.add_file("/etc/l3ha/routers/r1/notify.sh", None, "#!/bin/sh\n", apply=lambda: done.append("file"))
+        assert done == []  # nothing runs while the differences are found
+        changes.commit(check_mode)
+        changes.commit(False)  # a commit runs each mutation once: check mode dropped them
+        return changes.lines(), done
+
+    checked, applied = recorded(True), recorded(False)
+    assert checked[0] == applied[0] == ["namespace: absent -> qrouter-r1",
+                                        "file /etc/l3ha/routers/r1/notify.sh: absent -> written"]
+    assert (checked[1], applied[1]) == ([], ["namespace", "directory", "file"])
+
+
+def test_unrecorded_details_are_applied_but_not_reported():
+    done = []
+    details = Unrecorded()
+    details.add("lo.up", False, True, apply=lambda: done.append("lo"))
+    details.add_file("/x", None, "x", apply=lambda: done.append("x"))
+    details.apply()
+    assert (details.lines(), details.diffs(), bool(details), done) == ([], [], False, ["lo", "x"])
+
+
+def test_a_recreated_vxlan_device_reports_the_same_in_check_and_apply_mode():
+    def reconciled(check_mode):
+        br = Link(2, "brq-1", kind="bridge", mtu=1450, up=True, alias="l3ha:ha")
+        vx = Link(3, "vx-1", kind="vxlan", mtu=1450, up=True, master=2, alias="l3ha:ha",
+                  info={"IFLA_VXLAN_ID": 1999, "IFLA_VXLAN_LOCAL": "192.0.2.11", "IFLA_VXLAN_PORT": 4789,
+                        "IFLA_VXLAN_LEARNING": 1})
+        root = FakeSpace(links=[br, vx])
+        root.fdb = lambda: [(3, "00:00:00:00:00:00", "192.0.2.12")]  # the old device's flood entry
+        changes = Changes("segment ha")
+        _segments.ensure_segment(root, "ha", SEGMENTS["ha"], "192.0.2.11", changes)
+        changes.commit(check_mode)
+        return changes.lines(), root
+
+    (checked, untouched), (applied, root) = reconciled(True), reconciled(False)
+    # the new device has no flood entries yet: both modes say so
+    assert checked == applied == ["vx-1.vxlan_id: 1999 -> 2000", "vx-1.flood: [] -> [192.0.2.12]"]
+    assert untouched.route.calls == []
+    links = [(command, attrs.get("name") or attrs.get("ifname"), attrs.get("vxlan_id"))
+             for kind, command, attrs in root.route.calls if kind == "link" and command in ("add", "del")]
+    assert links == [("del", "vx-1", None), ("add", "vx-1", 2000)]
+    assert root.link("vx-1").master == 2
+    floods = [attrs for kind, command, attrs in root.route.calls if kind == "fdb" and command == "append"]
+    assert floods == [{"ifindex": root.link("vx-1").index, "lladdr": "00:00:00:00:00:00", "dst": "192.0.2.12"}]
+
+
 def test_file_drift_content_and_mode(tmp_path):
     path = str(tmp_path / "notify.sh")
     assert file_drift(path, "x", 0o700) == [("content", None, "x")]
@@ -348,7 +412,7 @@ def test_file_drift_content_and_mode(tmp_path):
 
 
 def test_router_json_holds_planned_values_and_metadata():
-    record = json.loads(_node.router_files(router())["router.json"])
+    record = json.loads(_router_files.router_files(router())["router.json"])
     assert (record["tenant"], record["vrid"], record["segment"], record["ha_address"]) == \
         ("t", 1, "ha", "169.254.192.1/18")
     assert record["metadata"] == {"k": "v"}
@@ -372,7 +436,7 @@ def test_keepalived_argv_is_built_in_one_place():
     (True, False, None),
 ])
 def test_systemd_command_choice(running, config_changed, expected):
-    assert _supervisor.systemd_command("r1", running, config_changed) == expected
+    assert _processes.systemd_command("r1", running, config_changed) == expected
 
 
 def test_keepalived_pid_rejects_a_pid_that_is_not_keepalived(tmp_path):
@@ -401,7 +465,7 @@ def test_parse_state(text, expected):
 def test_router_facts_from_files(tmp_path):
     config = tmp_path / "etc" / "routers" / "r1"
     config.mkdir(parents=True)
-    (config / "router.json").write_text(json.dumps(_node.router_record(router())))
+    (config / "router.json").write_text(json.dumps(_router_files.router_record(router())))
     (config / "keepalived.conf").write_text("conf\n")
     run = tmp_path / "run" / "routers" / "r1"
     run.mkdir(parents=True)
@@ -437,12 +501,12 @@ def legacy_router(**change):
 
 def test_router_without_keepalived_is_valid_and_owns_its_addresses():
     assert errors_of([legacy_router()]) == []
-    qg = _node.port_spec(legacy_router(), legacy_router()["ports"][0], SEGMENTS)
+    qg = _router_namespace.port_spec(legacy_router(), legacy_router()["ports"][0], SEGMENTS)
     assert qg.addresses == ["203.0.113.13/24"] and qg.exclusive_addresses is True
 
 
 def test_static_routes_of_a_router_without_keepalived():
-    assert [repr(r) for r in _node.static_routes(legacy_router())] == [
+    assert [repr(r) for r in _router_namespace.static_routes(legacy_router())] == [
         "0.0.0.0/0 via 203.0.113.1 dev qg-00000002",
         "::/0 via 2001:db8::1 dev qg-00000002",
         "10.9.0.0/16 via 10.0.2.254",
@@ -461,12 +525,13 @@ def test_static_route_errors(change, expected):
 
 def test_static_route_drift_compares_device_only_when_planned():
     space = FakeSpace("qrouter-r2", [Link(2, "qg-00000002", kind="veth")])
-    planned = _node.static_routes(legacy_router(gateway={}))  # 10.9.0.0/16 via 10.0.2.254, any device
-    space.routes = lambda: [_node.Route("10.9.0.0/16", "10.0.2.254", "qr-x"), _node.Route("10.8.0.0/16", "10.0.2.1")]
+    planned = _router_namespace.static_routes(legacy_router(gateway={}))  # 10.9.0.0/16 via 10.0.2.254, any device
+    space.routes = lambda: [Route("10.9.0.0/16", "10.0.2.254", "qr-x"), Route("10.8.0.0/16", "10.0.2.1")]
     removed, added = [], []
     space.delete_route, space.add_route = removed.append, added.append
     changes = Changes("router r2")
-    _node.ensure_static_routes(space, legacy_router(gateway={}), changes, check_mode=False)
+    _router_namespace.ensure_static_routes(space, legacy_router(gateway={}), changes)
+    changes.apply()
     assert [repr(r) for r in removed] == ["10.8.0.0/16 via 10.0.2.1"] and added == []
     assert planned and changes.lines()[0].startswith("routes: ")
 
@@ -483,7 +548,7 @@ def written_router(tmp_path, **change):
     entry = router(inputs="in-1", files={"keepalived.conf": "conf\n", "notify.sh": "#!/bin/sh\n"}, **change)
     directory = tmp_path / "routers" / entry["name"]
     directory.mkdir(parents=True)
-    for fname, text in _node.router_files(entry).items():
+    for fname, text in _router_files.router_files(entry).items():
         (directory / fname).write_text(text)
     return entry, directory
 
@@ -497,10 +562,10 @@ def sent_without_files(entry, inputs="in-1"):
 def test_unchanged_inputs_keep_the_nodes_files(tmp_path):
     entry, _directory = written_router(tmp_path)
     sent = sent_without_files(entry)
-    assert _node.restore_unchanged_files([sent], str(tmp_path)) == []
+    assert _router_files.restore_unchanged_files([sent], str(tmp_path)) == []
     assert sent["files"] == entry["files"]
     # the record it would write is the one on the node: no drift from the cache itself
-    assert _node.router_files(sent) == _node.router_files(entry)
+    assert _router_files.router_files(sent) == _router_files.router_files(entry)
 
 
 @pytest.mark.parametrize("spoil", ["hand edit", "removed file", "extra file", "other inputs", "old record"])
@@ -520,7 +585,7 @@ def test_files_that_cannot_be_kept_are_named_for_rendering(tmp_path, spoil):
         del record["inputs"], record["files"]
         (directory / "router.json").write_text(json.dumps(record))
     sent = sent_without_files(entry, inputs)
-    assert _node.restore_unchanged_files([sent], str(tmp_path)) == ["r1"]
+    assert _router_files.restore_unchanged_files([sent], str(tmp_path)) == ["r1"]
     assert "files" not in sent
 
 
@@ -534,13 +599,13 @@ def test_router_sent_without_files_passes_validation_only_with_inputs():
 def test_stale_router_makes_the_reconciler_change_nothing(tmp_path, monkeypatch):
     entry, directory = written_router(tmp_path)
     (directory / "keepalived.conf").write_text("edited\n")
-    reconciler = _node.NodeReconciler({"routers": [sent_without_files(entry)], "segments": SEGMENTS,
-                                       "config_dir": str(tmp_path), "run_dir": str(tmp_path / "run"),
-                                       "state_dir": str(tmp_path / "state")})
+    reconciler = _reconciler.NodeReconciler({"routers": [sent_without_files(entry)], "segments": SEGMENTS,
+                                             "config_dir": str(tmp_path), "run_dir": str(tmp_path / "run"),
+                                             "state_dir": str(tmp_path / "state")})
     root = FakeSpace()
     root.close = lambda: None
-    monkeypatch.setattr(_node, "Namespace", lambda name: root)
-    monkeypatch.setattr(_node, "validate_segments", lambda *args: None)
+    monkeypatch.setattr(_reconciler, "Namespace", lambda name: root)
+    monkeypatch.setattr(_reconciler, "validate_segments", lambda *args: None)
     monkeypatch.setattr(reconciler, "_reconcile", lambda root: pytest.fail("reconciled a stale router"))
     result = reconciler.run()
     assert (result["render"], result["changed"], result["diff"]) == (["r1"], False, [])
@@ -557,28 +622,26 @@ def test_router_facts_report_inputs_only_while_files_are_as_written(tmp_path):
 # ---------------------------------------------------------------- node limits
 
 def test_node_limits_are_raised_never_lowered(monkeypatch):
-    values = {key: str(floor // 2) for key, floor in _node.NODE_SYSCTL_FLOORS}
-    values[_node.NODE_SYSCTL_FLOORS[0][0]] = str(_node.NODE_SYSCTL_FLOORS[0][1] * 4)  # already higher
-    del values[_node.NODE_SYSCTL_FLOORS[1][0]]  # absent: a container, a lab node
+    values = {key: str(floor // 2) for key, floor in NODE_SYSCTL_FLOORS}
+    values[NODE_SYSCTL_FLOORS[0][0]] = str(NODE_SYSCTL_FLOORS[0][1] * 4)  # already higher
+    del values[NODE_SYSCTL_FLOORS[1][0]]  # absent: a container, a lab node
     written = {}
-    monkeypatch.setattr(_node, "read_sysctl", values.get)
-    monkeypatch.setattr(_node, "write_sysctl", written.__setitem__)
+    monkeypatch.setattr(_reconciler, "read_sysctl", values.get)
+    monkeypatch.setattr(_reconciler, "write_sysctl", written.__setitem__)
     changes = Changes("node")
-    _node.NodeReconciler({"config_dir": "/x", "run_dir": "/x", "state_dir": "/x"})._ensure_node_sysctls(changes)
-    assert written == dict(_node.NODE_SYSCTL_FLOORS[2:])
-    assert len(changes.lines()) == len(_node.NODE_SYSCTL_FLOORS) - 2
+    _reconciler.NodeReconciler({"config_dir": "/x", "run_dir": "/x", "state_dir": "/x"})._ensure_node_sysctls(changes)
+    changes.apply()
+    assert written == dict(NODE_SYSCTL_FLOORS[2:])
+    assert len(changes.lines()) == len(NODE_SYSCTL_FLOORS) - 2
 
 
-def test_the_lab_raises_the_same_host_limits_as_the_reconciler():
-    spec = importlib.util.spec_from_file_location(
-        "lab_host", os.path.join(os.path.dirname(__file__), "..", "..", "lab", "l3ha_lab", "host.py"))
-    lab_host = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(lab_host)
-    assert tuple(lab_host.FLOORS) == tuple(_node.NODE_SYSCTL_FLOORS)
+def test_the_lab_raises_the_same_host_limits_as_the_reconciler(monkeypatch):
+    monkeypatch.syspath_prepend(os.path.join(os.path.dirname(__file__), "..", "..", "lab"))
+    lab_host = importlib.import_module("l3ha_lab.host")
+    assert tuple(lab_host.FLOORS) == tuple(NODE_SYSCTL_FLOORS)
 
 
 def test_the_lean_link_parser_decodes_every_attribute_the_segments_compare():
-    from ansible_collections.l3ha.routers.plugins.module_utils import _netlink
     compared = set(_segments.vxlan_identity({"vni": 1}, "192.0.2.1")) | set(
         _segments.vxlan_identity({"vni": 1, "group": "239.1.1.1"}, None)) | {"IFLA_VLAN_ID"}
-    assert compared <= _netlink.COMPARED_INFO
+    assert compared <= COMPARED_INFO

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from ansible_collections.l3ha.routers.plugins.plugin_utils._router_view import router_view
-from ansible_collections.l3ha.routers.plugins.module_utils._node import validate_routers
+from ansible_collections.l3ha.routers.plugins.module_utils._node_input import validate_routers
 from ansible_collections.l3ha.routers.plugins.module_utils._segments import validate_segments
 from ansible_collections.l3ha.routers.plugins.module_utils._validate import Errors
 

@@ -361,11 +361,17 @@ def test_ruleset_loads_twice_in_a_row(tmp_path):
 # --- the systemd unit -----------------------------------------------------------------
 
 def test_systemd_unit_renders_and_verifies(tmp_path):
-    templar = Templar(loader=DataLoader(), variables=ROLE_DEFAULT_VARS)
+    # role_path: as the template module sets it for the role's templates
+    templar = Templar(loader=DataLoader(), variables=dict(ROLE_DEFAULT_VARS, role_path=str(TEMPLATES.parent)))
     text = templar.template(trust_as_template((TEMPLATES / "l3ha-keepalived@.service.j2").read_text()))
     assert "Restart=always" in text
     assert "netns exec qrouter-%i /usr/sbin/keepalived --dont-fork" in text
     assert "--use-file=/etc/l3ha/routers/%i/keepalived.conf" in text
+    documentation = [uri for line in text.splitlines() if line.startswith("Documentation=")
+                     for uri in line.split("=", 1)[1].split()]
+    assert "man:keepalived(8)" in documentation
+    docs = [uri[len("file:"):] for uri in documentation if uri.startswith("file:")]
+    assert docs and all(os.path.isfile(path) for path in docs), documentation
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         pytest.skip("systemd-analyze is not installed")
