@@ -24,12 +24,12 @@ Options of this action on top of the module's:
 Templates see the task's variables plus ``router`` (the plan entry) and ``view`` (values
 derived from it by ``router_view`` so that templates need no IP arithmetic).
 
-Unchanged routers are not rendered again: every router is sent with ``inputs``, a
+Unchanged routers are not rendered again: every router is sent with ``inputs_checksum``, a
 checksum of its plan entry, the template settings, the template texts, the values of the
 other variables the templates name, and the rendering code. A router whose node reports
-the same ``inputs`` (``l3ha_router_facts``, with its files as written) goes without
+the same ``inputs_checksum`` (``l3ha_router_facts``, with its files as written) goes without
 ``files``; the module then uses the node's own files, after checking them, or names the
-router in ``render`` and changes nothing, and this action renders those and calls it again.
+router in ``rerender`` and changes nothing, and this action renders those and calls it again.
 """
 
 from __future__ import annotations
@@ -78,8 +78,8 @@ class ActionModule(ActionBase):
         sent = list(routers)  # what the module gets: a router whose node has its files goes without them
         if shared is not None:
             for index, router in enumerate(routers):
-                router["inputs"] = router_inputs_checksum(shared, router)
-                if (facts.get(router.get("name")) or {}).get("inputs") == router["inputs"]:
+                router["inputs_checksum"] = router_inputs_checksum(shared, router)
+                if (facts.get(router.get("name")) or {}).get("inputs_checksum") == router["inputs_checksum"]:
                     sent[index] = dict((key, value) for key, value in router.items() if key != "files")
         module_args["routers"] = sent
 
@@ -93,7 +93,7 @@ class ActionModule(ActionBase):
                 return result
             module_result = self._execute_module(module_name=MODULE, module_args=module_args, task_vars=task_vars)
             # files changed on the node since its facts were read: render those as well
-            stale = set(module_result.pop("render", None) or [])
+            stale = set(module_result.pop("rerender", None) or [])
             pending = []
             for index, router in enumerate(routers):
                 if router.get("name") in stale:

@@ -59,7 +59,7 @@ def router_facts(name, config_dir, run_dir, namespaces):
         'loaded_config_checksum': loaded,
         'metadata': record.get('metadata') or {},
         # what its files were rendered from, while they are as written (else null: render again)
-        'inputs': record.get('inputs') if as_written(files, record) else None,
+        'inputs_checksum': record.get('inputs_checksum') if as_written(files, record) else None,
     }
 
 

@@ -45,7 +45,7 @@ def validate_routers(routers, segments, errors):
                 errors.add(owner, 'segment', '%r is not in segments' % (router.get('segment'),))
         _validate_ports(router, owner, segments, peers, errors)
         # no files with unchanged inputs: the node's own files, or rendered in a second call
-        if router.get('files') is not None or not router.get('inputs'):
+        if router.get('files') is not None or not router.get('inputs_checksum'):
             _validate_files(router, owner, errors)
         if router.get('metadata') is not None and not isinstance(router.get('metadata'), dict):
             errors.add(owner, 'metadata', 'must be a dictionary')

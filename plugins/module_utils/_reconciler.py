@@ -85,7 +85,7 @@ class NodeReconciler(object):
             if stale:
                 # nothing done: the controller renders these and calls again
                 return {'segments': {}, 'routers': {}, 'purged': [], 'changed': False, 'diff': [],
-                        'failures': [], 'render': sorted(stale)}
+                        'failures': [], 'rerender': sorted(stale)}
             return self._reconcile(root)
         finally:
             root.close()

@@ -5,7 +5,7 @@
 
 Private to the collection. The file set is `_vocabulary.ROUTER_FILES` (rendered on the
 controller) plus `router.json`, the record of the planned values, of what the files were
-rendered from (`inputs`) and of the checksum of each file written. The reconciler writes
+rendered from (`inputs_checksum`) and of the checksum of each file written. The reconciler writes
 them (`ensure_router_files`); `router_facts` reads them back.
 """
 
@@ -41,7 +41,7 @@ def router_record(router):
         'metadata': router.get('metadata') or {},
         # What the files were rendered from and what was written: a later run whose
         # inputs are the same may send no files (see restore_unchanged_files).
-        'inputs': router.get('inputs'),
+        'inputs_checksum': router.get('inputs_checksum'),
         'files': dict((fname, sha256_text(text)) for fname, text in sorted((router.get('files') or {}).items())),
     }
 
@@ -79,11 +79,11 @@ def restore_unchanged_files(routers, config_dir):
     """
     stale = []
     for router in routers:
-        name, inputs = router.get('name'), router.get('inputs')
+        name, inputs = router.get('name'), router.get('inputs_checksum')
         if router.get('files') is not None or not inputs or not isinstance(name, str) or router_name_problem(name):
             continue  # rendered, or bad input that validation reports
         record = read_record(config_dir, name)
-        files = router_file_texts(config_dir, name) if record.get('inputs') == inputs else None
+        files = router_file_texts(config_dir, name) if record.get('inputs_checksum') == inputs else None
         if files is not None and as_written(files, record):
             router['files'] = files
         else:

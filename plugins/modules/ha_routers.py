@@ -48,10 +48,10 @@ options:
         C(docs/architecture.md), "Reconciler input"), each with C(files) holding the rendered
         C(keepalived.conf) and optional C(notify.sh), C(nftables.nft) and C(conntrackd.conf), and C(metadata) (written
         to C(router.json)).
-      - C(inputs) is a checksum of what the files were rendered from; it is written to C(router.json) with the
-        checksums of the files. A router with C(inputs) and no C(files) keeps the files the node has, when
-        its C(router.json) has the same C(inputs) and every file is as it was written; otherwise the module
-        changes nothing on the node and returns the router in RV(render). The action plugin does this for
+      - C(inputs_checksum) is a checksum of what the files were rendered from; it is written to C(router.json) with the
+        checksums of the files. A router with C(inputs_checksum) and no C(files) keeps the files the node has, when
+        its C(router.json) has the same C(inputs_checksum) and every file is as it was written; otherwise the module
+        changes nothing on the node and returns the router in RV(rerender). The action plugin does this for
         routers whose inputs did not change, so a no-op run renders nothing.
     type: list
     elements: dict
@@ -156,7 +156,7 @@ purged_links:
   elements: str
 render:
   description:
-    - Routers sent without C(files) whose files on the node cannot be kept (other C(inputs), or a file
+    - Routers sent without C(files) whose files on the node cannot be kept (other C(inputs_checksum), or a file
       changed by hand). When this is returned nothing was changed; the action plugin renders these
       routers and calls the module again, so a playbook never sees it.
   returned: when a router sent without files has to be rendered

@@ -61,7 +61,7 @@ ansible_facts:
           C(router.json); C(state) (master, backup, fault, stop; C(stop) when keepalived is dead) and
           C(since) (epoch seconds) from the state file; C(keepalived_alive); C(namespace_present);
           C(checksums) (sha256 per file); C(loaded_config_checksum) (the config keepalived last loaded);
-          C(inputs) (the checksum of what the files were rendered from, see M(l3ha.routers.ha_routers); null
+          C(inputs_checksum) (the checksum of what the files were rendered from, see M(l3ha.routers.ha_routers); null
           when a file is not as it was written).
       type: dict
       sample:
@@ -77,7 +77,7 @@ ansible_facts:
           checksums: {keepalived.conf: "3f5a..."}
           loaded_config_checksum: "3f5a..."
           metadata: {}
-          inputs: "9c1e..."
+          inputs_checksum: "9c1e..."
 '''
 
 from ansible.module_utils.basic import AnsibleModule

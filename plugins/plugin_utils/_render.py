@@ -169,6 +169,6 @@ def shared_inputs_checksum(sources, settings, variables):
 def router_inputs_checksum(shared, router):
     """Checksum of everything one router's files are rendered from (files given in the plan
     entry included: they are merged into the rendered ones); the previous checksum
-    (``inputs``) left out."""
-    entry = dict((key, value) for key, value in router.items() if key != "inputs")
+    (``inputs_checksum``) left out."""
+    entry = dict((key, value) for key, value in router.items() if key != "inputs_checksum")
     return _checksum({"context": shared, "router": _plain(entry)})

@@ -441,7 +441,7 @@ def test_routers_with_unchanged_inputs_are_not_rendered_again(node):
 
     assert node.module("ha_routers", args)["rendered"] == ["r1", "r2"]
     known = facts()
-    assert all(known["l3ha_router_facts"][name]["inputs"] for name in ("r1", "r2"))
+    assert all(known["l3ha_router_facts"][name]["inputs_checksum"] for name in ("r1", "r2"))
     again = node.module("ha_routers", args, extra_vars=known)
     assert (again["changed"], again["rendered"]) == (False, [])
     conf = pathlib.Path(node.dirs["etc"]) / "routers" / "r2" / "keepalived.conf"

@@ -30,7 +30,7 @@ class FakeNode:
         result = {"changed": True, "routers": {}, "invocation": {"module_args": copy.deepcopy(module_args)},
                   "diff": [{"before": "    auth_pass old-pass\n", "after": ""}]}
         if self.stale:
-            result["render"] = self.stale.pop(0)
+            result["rerender"] = self.stale.pop(0)
         return result
 
 
@@ -52,7 +52,7 @@ def run(args, node, facts=None):
 
 def facts_of(sent):
     """What router_facts would report after the node wrote these routers."""
-    return {router["name"]: {"inputs": router["inputs"]} for router in sent}
+    return {router["name"]: {"inputs_checksum": router["inputs_checksum"]} for router in sent}
 
 
 def test_every_router_is_rendered_then_none_while_the_node_has_its_files():
@@ -61,11 +61,11 @@ def test_every_router_is_rendered_then_none_while_the_node_has_its_files():
     assert first["rendered"] == ["demo-r1", "demo-r2"]
     sent = node.calls[0]
     assert all(sorted(router["files"]) == ["keepalived.conf", "nftables.nft", "notify.sh"] for router in sent)
-    assert all(router["inputs"] for router in sent)
+    assert all(router["inputs_checksum"] for router in sent)
     second = run({"routers": routers(), "validate": False}, node, facts=facts_of(sent))
     assert second["rendered"] == []
-    assert [("files" in router, router["inputs"]) for router in node.calls[1]] == [
-        (False, router["inputs"]) for router in sent]
+    assert [("files" in router, router["inputs_checksum"]) for router in node.calls[1]] == [
+        (False, router["inputs_checksum"]) for router in sent]
 
 
 def test_a_changed_setting_renders_every_router_again():

@@ -545,7 +545,7 @@ def test_two_segments_with_one_vni_are_an_error():
 
 def written_router(tmp_path, **change):
     """A router as a previous run left it in tmp_path (config dir): files and router.json."""
-    entry = router(inputs="in-1", files={"keepalived.conf": "conf\n", "notify.sh": "#!/bin/sh\n"}, **change)
+    entry = router(inputs_checksum="in-1", files={"keepalived.conf": "conf\n", "notify.sh": "#!/bin/sh\n"}, **change)
     directory = tmp_path / "routers" / entry["name"]
     directory.mkdir(parents=True)
     for fname, text in _router_files.router_files(entry).items():
@@ -554,7 +554,7 @@ def written_router(tmp_path, **change):
 
 
 def sent_without_files(entry, inputs="in-1"):
-    sent = dict(entry, inputs=inputs)
+    sent = dict(entry, inputs_checksum=inputs)
     del sent["files"]
     return sent
 
@@ -582,7 +582,7 @@ def test_files_that_cannot_be_kept_are_named_for_rendering(tmp_path, spoil):
         inputs = "in-2"
     else:  # written before router.json recorded inputs and checksums
         record = json.loads((directory / "router.json").read_text())
-        del record["inputs"], record["files"]
+        del record["inputs_checksum"], record["files"]
         (directory / "router.json").write_text(json.dumps(record))
     sent = sent_without_files(entry, inputs)
     assert _router_files.restore_unchanged_files([sent], str(tmp_path)) == ["r1"]
@@ -593,7 +593,7 @@ def test_router_sent_without_files_passes_validation_only_with_inputs():
     without = router()
     del without["files"]
     assert any("files: must be a dictionary" in e for e in errors_of([without]))
-    assert errors_of([dict(without, inputs="in-1")]) == []
+    assert errors_of([dict(without, inputs_checksum="in-1")]) == []
 
 
 def test_stale_router_makes_the_reconciler_change_nothing(tmp_path, monkeypatch):
@@ -608,15 +608,15 @@ def test_stale_router_makes_the_reconciler_change_nothing(tmp_path, monkeypatch)
     monkeypatch.setattr(_reconciler, "validate_segments", lambda *args: None)
     monkeypatch.setattr(reconciler, "_reconcile", lambda root: pytest.fail("reconciled a stale router"))
     result = reconciler.run()
-    assert (result["render"], result["changed"], result["diff"]) == (["r1"], False, [])
+    assert (result["rerender"], result["changed"], result["diff"]) == (["r1"], False, [])
     assert (directory / "keepalived.conf").read_text() == "edited\n"
 
 
 def test_router_facts_report_inputs_only_while_files_are_as_written(tmp_path):
     entry, directory = written_router(tmp_path)
-    assert router_facts("r1", str(tmp_path), str(tmp_path / "run"), set())["inputs"] == "in-1"
+    assert router_facts("r1", str(tmp_path), str(tmp_path / "run"), set())["inputs_checksum"] == "in-1"
     (directory / "notify.sh").write_text("#!/bin/sh\nexit 0\n")
-    assert router_facts("r1", str(tmp_path), str(tmp_path / "run"), set())["inputs"] is None
+    assert router_facts("r1", str(tmp_path), str(tmp_path / "run"), set())["inputs_checksum"] is None
 
 
 # ---------------------------------------------------------------- node limits

@@ -440,6 +440,6 @@ def test_inputs_change_with_anything_the_files_are_rendered_from(change):
 def test_inputs_ignore_the_old_checksum_but_not_files_given_in_the_plan():
     shared = shared_inputs_checksum(dict(sources()), {}, {})
     entry = full_router()
-    assert router_inputs_checksum(shared, entry) == router_inputs_checksum(shared, dict(entry, inputs="old"))
+    assert router_inputs_checksum(shared, entry) == router_inputs_checksum(shared, dict(entry, inputs_checksum="old"))
     assert router_inputs_checksum(shared, dict(entry, files={"nftables.nft": "a"})) != \
         router_inputs_checksum(shared, dict(entry, files={"nftables.nft": "b"}))
