@@ -154,7 +154,7 @@ purged_links:
   returned: when O(purge=true)
   type: list
   elements: str
-render:
+rerender:
   description:
     - Routers sent without C(files) whose files on the node cannot be kept (other C(inputs_checksum), or a file
       changed by hand). When this is returned nothing was changed; the action plugin renders these
@@ -166,7 +166,7 @@ render:
 rendered:
   description:
     - Routers whose files the action plugin rendered in this run; the others kept the files the node
-      has, their inputs being unchanged.
+      has, their inputs_checksum being unchanged.
   returned: success
   type: list
   elements: str
