@@ -20,7 +20,7 @@ try:
 except ImportError:  # reported by plan()
     netaddr = None
 
-from ansible_collections.l3ha.routers.plugins.module_utils._plan_input import Invalid, to_int
+from ansible_collections.l3ha.routers.plugins.module_utils._plan_values import Invalid, to_int
 from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import PLANNED_VRID_MAX as VRID_MAX, VRID_MIN
 
 MAC_PREFIX = "fa:16:3e"  # Neutron's prefix
