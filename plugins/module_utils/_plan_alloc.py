@@ -99,8 +99,11 @@ def _reported_vrid(existing, router):
         return index, None
 
 
-def assign_vrids(routers, existing, errors):
+def assign_vrids(routers, existing, errors, reserved=()):
     """{router name: (segment key, vrid)} for the HA routers given (one list, all tenants).
+
+    reserved: claims (router, tenant, segment, vrid, addresses) of routers that still run
+    where this run cannot reach (_plan_record.reserved); their VRIDs are taken first.
 
     VRIDs are unique per segment; a tenant gets another segment for each 254 routers.
     Order: the existing (segment, vrid) when still valid and agreeing with a pin, then
@@ -112,6 +115,10 @@ def assign_vrids(routers, existing, errors):
     result = {}
     for tenant in sorted(by_tenant):
         table, pending, pinned_by = _VridTable(), [], {}
+        for _name, owner, segment, vrid, _addresses in reserved:
+            index = _segment_index(segment, tenant) if owner == tenant else None
+            if index is not None and isinstance(vrid, int):
+                table.take(index, vrid)
         for router in by_tenant[tenant]:
             if router.vrid is not None:
                 if router.vrid in pinned_by:
@@ -198,11 +205,12 @@ class AddressPool:
         return "%s/%d" % (netaddr.IPAddress(value, 4), self.cidr.prefixlen)
 
 
-def assign_ha_addresses(replicas, segments, scopes, existing, options, errors):
+def assign_ha_addresses(replicas, segments, scopes, existing, options, errors, reserved=()):
     """{(router, node): "169.254.x.y/18"}, unique per L2 scope of the HA segments.
 
     replicas: {router: [nodes]} of HA routers; segments: {router: segment key};
-    scopes: {segment key: L2 scope} (a shared HA bridge is one scope for all segments).
+    scopes: {segment key: L2 scope} (a shared HA bridge is one scope for all segments);
+    reserved: claims whose addresses stay taken (see assign_vrids).
     """
     pools = {}
     result = {}
@@ -213,6 +221,11 @@ def assign_ha_addresses(replicas, segments, scopes, existing, options, errors):
             kept = pool.keep(existing.ha_address(router, node))
             if kept is not None:
                 result[(router, node)] = kept
+    for _name, _tenant, segment, _vrid, addresses in reserved:
+        scope = scopes.get(segment) or (("bridge", options.ha_bridge) if options.ha_type == "bridge" else None)
+        if scope in pools:
+            for address in addresses:
+                pools[scope].keep(address)
     for router in routers:
         pool = pools[scopes[segments[router]]]
         for node in replicas[router]:

@@ -72,6 +72,7 @@ class Node:
         self.reachable = True
         self.drained = False
         self.in_group = True
+        self.outside_run = False  # outside --limit or a job slice: the cluster record speaks for it
 
 
 class Inputs:
@@ -239,7 +240,7 @@ def _read_nodes(inputs, raw):
         zone = spec.get("availability_zone")
         node.zone = "" if zone is None else str(zone)
         for attr, key, default in (("reachable", "reachable", True), ("drained", "drained", False),
-                                   ("in_group", "in_group", True)):
+                                   ("in_group", "in_group", True), ("outside_run", "outside_run", False)):
             value = spec.get(key)
             if value is not None:
                 value = _field(errors, where, key, to_bool, value)

@@ -34,7 +34,8 @@ class Existing:
     it (that is how the replicas of an unreachable node, which reports nothing, stay).
     """
 
-    def __init__(self, current):
+    def __init__(self, current, record=None):
+        self.record = record  # a _plan_record.RecordView, or None
         self._reports = {}  # router -> [(node, metadata)], nodes in name order
         self._macs = {}  # router -> ({port key: mac}, {node: ha mac})
         if not isinstance(current, dict):
@@ -61,6 +62,12 @@ class Existing:
             else:
                 votes[node] += 1
         return votes
+
+    def recorded(self, router, node):
+        """Whether the cluster record places the router on the node (True without a record)."""
+        if self.record is None or self.record.record is None or router not in self.record.routers:
+            return True
+        return node in self.record.placed(router)
 
     def claim(self, router):
         """(tenant, segment, vrid) most replicas agree on, or None."""
@@ -163,10 +170,12 @@ class Placer:
         return placement
 
     def _drop_surplus(self, router, replicas, votes):
-        # First go: unreachable, drained, stale (fewer replicas name it), doubled zone, busiest.
+        # First go: unreachable, drained, not where the cluster record puts it (a stale copy
+        # on a node that came back), stale (fewer replicas name it), doubled zone, busiest.
         while len(replicas) > self._limit(router):
             zones = Counter(self.nodes[n].zone for n in replicas)
             worst = max(replicas, key=lambda n: (not self.nodes[n].reachable, self.nodes[n].drained,
+                                                 not self.existing.recorded(router.name, n),
                                                  -votes[n], zones[self.nodes[n].zone], self.load[n], n))
             replicas.remove(worst)
             self.load[worst] -= 1

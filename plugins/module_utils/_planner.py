@@ -23,15 +23,21 @@ from ansible_collections.l3ha.routers.plugins.module_utils._plan_alloc import (
     IdBook, MacBook, assign_ha_addresses, assign_vnis, assign_vrids, mac_for)
 from ansible_collections.l3ha.routers.plugins.module_utils._plan_input import VXLAN_OVERHEAD, read_inputs, router_networks
 from ansible_collections.l3ha.routers.plugins.module_utils._plan_place import Existing, Placer
+from ansible_collections.l3ha.routers.plugins.module_utils._plan_record import (
+    RecordView, build, contradictions, merge, pending_by_node, reserved)
 from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import namespace_of
 
 
-def plan(routers, networks, nodes, current, options=None):
+def plan(routers, networks, nodes, current, options=None, record=None):
     """Plan every node. Returns a JSON-serialisable dict:
 
     {"errors": [...], "nodes": {node: {"segments": {...}, "routers": [...]}},
-     "routers": {name: {"tenant", "vrid", "segment", "replicas", "ha"}}, "absent": [...]}
+     "routers": {name: {"tenant", "vrid", "segment", "replicas", "ha", "pending"}}, "absent": [...],
+     "record": the cluster record this plan leaves, "record_base": {"generation", "checksum"}
+     of the record it started from, "pending": {node: [routers]}, "warnings": [...]}
 
+    `current` holds the router facts of the nodes this run sees; `record` is the newest
+    cluster record found (_plan_record.py), which stands in for the other nodes.
     When "errors" is not empty, "nodes" and "routers" are empty: nothing may change.
     """
     if netaddr is None:
@@ -41,22 +47,35 @@ def plan(routers, networks, nodes, current, options=None):
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _plan(routers, networks, nodes, current, options)
+        return _plan(routers, networks, nodes, current, options, record)
     finally:
         if collecting:
             gc.enable()
 
 
-def _plan(routers, networks, nodes, current, options):
+def _plan(routers, networks, nodes, current, options, record):
     inputs = read_inputs(routers, networks, nodes, options)
     if not inputs.global_ok:
         return _failed(inputs.errors, inputs.absent)
-    existing = Existing(current)
+    view = RecordView(record)
+    current = current if isinstance(current, dict) else {}
+    warnings = []
+    facts, seen = merge(current, view, inputs.nodes, inputs.errors, warnings)
+    if inputs.errors:
+        return _failed(inputs.errors, inputs.absent)
+    existing = Existing(facts, view)
     placement = Placer(inputs, existing).place(inputs.routers)
-    result = _Builder(inputs, existing, placement).build()
+    present = set(r.name for r in inputs.routers)
+    result = _Builder(inputs, existing, placement, reserved(view, present, seen)).build()
     if inputs.errors:
         return _failed(inputs.errors, inputs.absent)
     result["absent"] = list(inputs.absent)
+    result["record"] = build(view, result, seen, inputs.nodes, present)
+    result["record_base"] = {"generation": view.generation, "checksum": (view.record or {}).get("checksum")}
+    result["pending"] = pending_by_node(result["record"])
+    for name, summary in result["routers"].items():
+        summary["pending"] = list(result["record"]["routers"][name]["pending"])
+    result["warnings"] = warnings + contradictions(current, view, seen)
     return result
 
 
@@ -81,8 +100,9 @@ def _unique(items):
 class _Builder:
     """Turns placement into the per-node reconciler input (docs/architecture.md)."""
 
-    def __init__(self, inputs, existing, placement):
+    def __init__(self, inputs, existing, placement, reserved=()):
         self.inputs = inputs
+        self.reserved = reserved
         self.opts = inputs.options
         self.errors = inputs.errors
         self.existing = existing
@@ -97,13 +117,13 @@ class _Builder:
 
     def build(self):
         ha_routers = [r for r in self.routers if r.ha]
-        vrids = assign_vrids(ha_routers, self.existing, self.errors)
+        vrids = assign_vrids(ha_routers, self.existing, self.errors, self.reserved)
         self._define_network_segments()
         self._define_ha_segments(sorted(set(seg for seg, _vrid in vrids.values()), key=_segment_order))
         ha_replicas = dict((r.name, self.placement[r.name]) for r in ha_routers if r.name in vrids)
         ha_segments = dict((name, vrids[name][0]) for name in ha_replicas)
         ha_addresses = assign_ha_addresses(ha_replicas, ha_segments, self.scopes, self.existing,
-                                           self.opts, self.errors)
+                                           self.opts, self.errors, self.reserved)
         shared = {}
         for router in self.routers:
             if router.ha and router.name not in vrids:
