@@ -24,7 +24,9 @@ description:
     C(DRIFT) (the node differs from the plan) and C(KEEPALIVED DOWN) (a reachable, undrained
     replica without a running keepalived).
   - Routers found on nodes but absent from the plan are listed with C(DRIFT).
-  - A node without facts is reported as unreachable.
+  - A node without facts is reported as unreachable; its routers are where the cluster record puts
+    them (the plan keeps them there), so they show as C(UNREACHABLE) on that node, never as
+    missing elsewhere. A replica planned on a node outside the run that made the plan shows as C(pending).
 positional: hostvars, nodes
 options:
   _input:
@@ -75,7 +77,8 @@ _value:
     routers:
       description:
         - One entry per router, sorted by name, with C(name), C(tenant), C(vrid), C(ha),
-          C(planned) (replica nodes), C(replicas) (per node C(state), C(since), C(keepalived_alive),
+          C(planned) (replica nodes), C(pending) (planned on nodes outside the run that made the
+          plan, not configured yet), C(replicas) (per node C(state), C(since), C(keepalived_alive),
           C(reachable), C(drift)), C(masters) and C(flags).
       type: list
       elements: dict
@@ -133,7 +136,7 @@ def _replica(node, view, name):
     return entry
 
 
-def _flags(planned, replicas):
+def _flags(planned, replicas, pending=()):
     masters = [r["node"] for r in replicas if r["reachable"] and r["state"] == "master"]
     running = [r for r in replicas if r["reachable"] and r["keepalived_alive"]]
     flags = []
@@ -141,7 +144,7 @@ def _flags(planned, replicas):
         flags.append("NO MASTER")
     if len(masters) > 1:
         flags.append("SPLIT BRAIN")
-    if len(running) < len(planned):
+    if len(running) < len([n for n in planned if n not in pending]):
         flags.append("UNDER-REPLICATED")
     if any(r["drift"] for r in replicas) or not planned:
         flags.append("DRIFT")
@@ -162,12 +165,14 @@ def status_report(plan, hostvars, nodes, drift_var="l3ha_drift", now=None):
     routers = []
     for name in sorted(names):
         planned = list(_get(summary.get(name), "replicas", []) or [])
+        pending = list(_get(summary.get(name), "pending", []) or [])
         hosting = [node for node in nodes if node in planned or name in views[node]["facts"]
                    or name in views[node]["drift"]]
         replicas = [_replica(node, views[node], name) for node in hosting]
         for replica in replicas:
             replica["planned"] = replica["node"] in planned
-        masters, flags = _flags(planned, replicas)
+            replica["pending"] = replica["node"] in pending
+        masters, flags = _flags(planned, replicas, pending)
         fact = next((views[n]["facts"][name] for n in hosting if name in views[n]["facts"]), {})
         info = summary.get(name) or {}
         routers.append({
@@ -176,6 +181,7 @@ def status_report(plan, hostvars, nodes, drift_var="l3ha_drift", now=None):
             "vrid": _get(info, "vrid") if info else _get(fact, "vrid"),
             "ha": bool(_get(info, "ha", True)),
             "planned": planned,
+            "pending": pending,
             "replicas": replicas,
             "masters": masters,
             "flags": flags,
@@ -210,6 +216,8 @@ def _age(seconds):
 
 
 def _cell(replica, now):
+    if replica.get("pending") and not replica["present"]:
+        return "%s: pending" % replica["node"]
     if not replica["reachable"]:
         return "%s: UNREACHABLE" % replica["node"]
     if not replica["present"]:

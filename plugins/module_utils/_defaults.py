@@ -135,5 +135,6 @@ MODULE_DEFAULTS = {
         'supervisor': 'reconciler', 'purge': False,
     },
     'router_facts': {'config_dir': CONFIG_DIR, 'run_dir': RUN_DIR, 'state_dir': STATE_DIR},
+    'cluster_record': {'state_dir': STATE_DIR, 'state': 'read'},
     'plan': dict(PLAN_OPTIONS, nodes_group=NODES_GROUP),
 }

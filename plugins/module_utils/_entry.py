@@ -63,6 +63,16 @@ ROUTER_FACTS_ARGS = dict(
     node_name=dict(type='str'),
 )
 
+CLUSTER_RECORD_ARGS = dict(
+    state=dict(type='str', default=MODULE_DEFAULTS['cluster_record']['state'],
+               choices=['read', 'committed', 'rolled_back']),
+    state_dir=dict(type='path', default=MODULE_DEFAULTS['cluster_record']['state_dir']),
+    record=dict(type='dict'),
+    base=dict(type='dict'),
+    run_id=dict(type='str'),
+    previous=dict(type='dict'),
+)
+
 
 def require_pyroute2(module):
     if not _netlink.HAS_PYROUTE2:
@@ -196,3 +206,20 @@ def run_router_facts(module):
     params = module.params
     module.exit_json(changed=False, ansible_facts=gather(
         params['config_dir'], params['run_dir'], params['state_dir'], params['node_name']))
+
+
+def run_cluster_record(module):
+    from ansible_collections.l3ha.routers.plugins.module_utils import _cluster_store
+    params = module.params
+    state_dir = params['state_dir']
+    if params['state'] == 'read':
+        module.exit_json(changed=False, conflict=False, record=_cluster_store.read(state_dir))
+    if params['state'] == 'rolled_back':
+        held = _cluster_store.read(state_dir)
+        changed = _cluster_store.roll_back(state_dir, params['run_id'], params['previous'], module.check_mode)
+        module.exit_json(changed=changed, conflict=False, record=held)
+    try:
+        changed, held = _cluster_store.commit(state_dir, params['record'], params['base'], module.check_mode)
+    except _cluster_store.Conflict as exc:
+        module.fail_json(msg=str(exc), conflict=True, record=_cluster_store.read(state_dir))
+    module.exit_json(changed=changed, conflict=False, record=held)

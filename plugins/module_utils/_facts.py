@@ -10,6 +10,7 @@ __metaclass__ = type
 import os
 import socket
 
+from ansible_collections.l3ha.routers.plugins.module_utils._cluster_store import read as read_cluster_record
 from ansible_collections.l3ha.routers.plugins.module_utils._files import read_text, sha256_text
 from ansible_collections.l3ha.routers.plugins.module_utils._netlink import list_namespaces
 from ansible_collections.l3ha.routers.plugins.module_utils._router_files import as_written, read_record, router_file_texts
@@ -80,4 +81,5 @@ def gather(config_dir, run_dir, state_dir, node_name=None):
         },
         'l3ha_router_facts': dict((name, router_facts(name, config_dir, run_dir, namespaces))
                                   for name in sorted(names)),
+        'l3ha_cluster_record': read_cluster_record(state_dir),
     }

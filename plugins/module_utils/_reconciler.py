@@ -43,7 +43,8 @@ from ansible_collections.l3ha.routers.plugins.module_utils._supervisor import Su
 from ansible_collections.l3ha.routers.plugins.module_utils._validate import Errors
 from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import (
     CONNTRACKD_CONF, DRAINED_MARKER, KEEPALIVED_CONF, LINK_MARKER, NFTABLES_CHECKSUM, NFTABLES_RULES,
-    NODE_SYSCTL_FLOORS, PORT_PREFIXES, ROUTERS_SUBDIR, namespace_of, router_config_dir, router_of, router_run_dir,
+    NODE_SYSCTL_FLOORS, PORT_PREFIXES, ROUTERS_SUBDIR, STATE_DIR_MODE, namespace_of, router_config_dir, router_of,
+    router_run_dir,
 )
 
 
@@ -144,8 +145,9 @@ class NodeReconciler(object):
             mode = os.stat(self.state_dir).st_mode & 0o7777
         except OSError:
             return
-        if mode != 0o700:
-            changes.add('%s.mode' % self.state_dir, '%04o' % mode, '0700', apply=partial(os.chmod, self.state_dir, 0o700))
+        if mode != STATE_DIR_MODE:
+            changes.add('%s.mode' % self.state_dir, '%04o' % mode, '%04o' % STATE_DIR_MODE,
+                        apply=partial(os.chmod, self.state_dir, STATE_DIR_MODE))
 
     # one router
     def reconcile_router(self, root, router, existing, drained, changes):

@@ -79,6 +79,11 @@ RECORD_FILE = 'router.json'
 # ---------------------------------------------------------------- paths on a node
 ROUTERS_SUBDIR = 'routers'
 DRAINED_MARKER = 'drained'
+# In the state directory: the cluster record (module cluster_record) and its lock.
+CLUSTER_RECORD = 'cluster.json'
+CLUSTER_LOCK = 'cluster.lock'
+# The state directory is root's alone, like the config and run ones.
+STATE_DIR_MODE = 0o700
 # In a router's run directory.
 STATE_FILE = 'state'
 KEEPALIVED_PID = 'keepalived.pid'

@@ -36,7 +36,12 @@ description:
     node, option) and the field.
   - The hosts of the group O(nodes_group) are the network nodes. From each one's hostvars
     it reads C(l3ha_tunnel_ip), C(l3ha_availability_zone), C(l3ha_node.drained) and the
-    gathered C(l3ha_router_facts). A host without gathered facts counts as unreachable.
+    gathered C(l3ha_router_facts). A host of the play without gathered facts counts as unreachable.
+  - The plan starts from the newest cluster record among the nodes (C(l3ha_cluster_record) of
+    M(l3ha.routers.router_facts), and O(outside_records) for the group's hosts outside the play).
+    The record stands in for every node without facts. A router it places on a node outside
+    this run (C(--limit), a job slice) or unreachable stays there, keeps its VRID and
+    addresses, and is not created elsewhere; new replicas on such nodes are C(pending).
   - See C(docs/planner.md) for the rules and C(docs/architecture.md) for the plan's shape.
 requirements:
   - netaddr (on the controller)
@@ -77,6 +82,12 @@ options:
     description: The inventory group of the network nodes (C(l3ha_network_nodes_group)).
     type: str
     default: l3ha_network_nodes
+  outside_records:
+    description:
+      - The registered C(results) of a loop of M(l3ha.routers.cluster_record) reads delegated to
+        the group's hosts outside the play. A host whose read failed counts as unreachable.
+    type: list
+    elements: dict
   default_ha:
     description: Whether a router without C(ha) is an HA router.
     type: bool
@@ -184,12 +195,33 @@ plan:
           routers:
             - {name: r1, tenant: demo, namespace: qrouter-r1, ha: true, vrid: 1, segment: ha-demo-0}
     routers:
-      description: Per router, its C(tenant), C(vrid), C(segment), C(replicas) (node names) and C(ha).
+      description:
+        - Per router, its C(tenant), C(vrid), C(segment), C(replicas) (node names), C(ha) and
+          C(pending) (the replicas on nodes outside this run, configured by a later run).
       type: dict
       sample:
-        r1: {tenant: demo, vrid: 1, segment: ha-demo-0, replicas: [net1, net2], ha: true}
+        r1: {tenant: demo, vrid: 1, segment: ha-demo-0, replicas: [net1, net2], ha: true, pending: []}
     absent:
       description: Names of the routers with C(state=absent).
+      type: list
+      elements: str
+    record:
+      description:
+        - The cluster record this plan leaves (C(format), C(generation), C(checksum), C(routers),
+          C(nodes), C(run_id), C(controller), C(applied_at)), see M(l3ha.routers.cluster_record).
+      type: dict
+    record_base:
+      description: C(generation) and C(checksum) of the record the plan started from.
+      type: dict
+    record_targets:
+      description: The reached nodes whose record differs from RV(plan.record); empty on a run that changes nothing.
+      type: list
+      elements: str
+    pending:
+      description: Per node outside this run, the routers planned there and not configured yet.
+      type: dict
+    warnings:
+      description: What the nodes hold that the cluster record says otherwise (also raised as warnings).
       type: list
       elements: str
     errors:

@@ -55,6 +55,12 @@ ansible_facts:
       description: C(name), C(drained) (the drained marker exists) and C(systemd) (systemd is the service manager).
       type: dict
       sample: {name: net1, drained: false, systemd: true}
+    l3ha_cluster_record:
+      description:
+        - The cluster record this node holds (C(<state_dir>/cluster.json), see M(l3ha.routers.cluster_record)),
+          or none. M(l3ha.routers.plan) starts from the newest one among the nodes.
+      type: dict
+      sample: {format: 1, generation: 3, checksum: "9c1e...", routers: {}, nodes: {}}
     l3ha_router_facts:
       description:
         - Per router name, C(tenant), C(vrid), C(segment), C(ha_address) and C(metadata) from

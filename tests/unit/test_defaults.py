@@ -11,8 +11,9 @@ import yaml
 from ansible.utils.plugin_docs import add_fragments
 
 from ansible_collections.l3ha.routers.plugins.module_utils import _defaults
-from ansible_collections.l3ha.routers.plugins.module_utils._entry import HA_ROUTERS_ARGS, ROUTER_FACTS_ARGS
-from ansible_collections.l3ha.routers.plugins.modules import ha_routers, plan, router_facts
+from ansible_collections.l3ha.routers.plugins.module_utils._entry import (
+    CLUSTER_RECORD_ARGS, HA_ROUTERS_ARGS, ROUTER_FACTS_ARGS)
+from ansible_collections.l3ha.routers.plugins.modules import cluster_record, ha_routers, plan, router_facts
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 ROLE = ROOT / "roles" / "l3ha"
@@ -42,7 +43,8 @@ def documented_options(module):
 
 
 MODULE_DOCS = {name: documented_options(module)
-               for name, module in (("ha_routers", ha_routers), ("router_facts", router_facts), ("plan", plan))}
+               for name, module in (("ha_routers", ha_routers), ("router_facts", router_facts), ("plan", plan),
+                                    ("cluster_record", cluster_record))}
 # Computed from another variable in defaults/main.yml; checked by test_profile_advert_int.
 COMPUTED = {"l3ha_advert_int"}
 
@@ -108,7 +110,8 @@ def test_module_documentation_defaults(module):
                 module, option, documented, default)
 
 
-@pytest.mark.parametrize("module,spec", [("ha_routers", HA_ROUTERS_ARGS), ("router_facts", ROUTER_FACTS_ARGS)])
+@pytest.mark.parametrize("module,spec", [("ha_routers", HA_ROUTERS_ARGS), ("router_facts", ROUTER_FACTS_ARGS),
+                                         ("cluster_record", CLUSTER_RECORD_ARGS)])
 def test_module_argument_spec_defaults(module, spec):
     for option, default in sorted(_defaults.MODULE_DEFAULTS[module].items()):
         assert spec[option].get("default") == default, (module, option)

@@ -6,7 +6,7 @@ import subprocess
 
 import yaml
 
-from ansible_collections.l3ha.routers.plugins.action.plan import node_inputs
+from ansible_collections.l3ha.routers.plugins.plugin_utils._cluster_view import finish_record, node_inputs, outside_reads
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -19,12 +19,32 @@ def test_node_inputs_reads_hostvars_and_marks_unreachable():
         "net3": {"ansible_facts": {"l3ha_router_facts": {}}},  # facts only under ansible_facts
         "net4": {"l3ha_router_facts": {}},  # dropped out of the play: its facts may be stale
     }
-    nodes, current = node_inputs(["net1", "net2", "net3", "net4"], hostvars,
-                                 play_hosts_all=["net1", "net2", "net3", "net4"], play_hosts=["net1", "net3"])
+    nodes, current, records = node_inputs(["net1", "net2", "net3", "net4"], hostvars,
+                                          play_hosts_all=["net1", "net2", "net3", "net4"], play_hosts=["net1", "net3"])
     assert nodes["net1"] == {"tunnel_ip": "192.0.2.11", "availability_zone": "az1", "reachable": True,
-                             "drained": True, "in_group": True}
+                             "drained": True, "in_group": True, "outside_run": False}
     assert [nodes[n]["reachable"] for n in ("net2", "net3", "net4")] == [False, True, False]
-    assert current == {"net1": {"r1": {"vrid": 1}}, "net3": {}, "net4": {}}
+    assert current == {"net1": {"r1": {"vrid": 1}}, "net3": {}}
+    assert sorted(records) == ["net1", "net3"]
+
+
+def test_hosts_outside_the_play_are_outside_the_run_and_reachable_when_their_record_was_read():
+    record = {"format": 1, "generation": 4, "checksum": "c", "routers": {}, "nodes": {}}
+    hostvars = {"net1": {"l3ha_router_facts": {}, "l3ha_cluster_record": None},
+                "net2": {"l3ha_router_facts": {"stale": {}}},  # a fact cache: ignored outside the run
+                "net3": {}}
+    reads = outside_reads([{"item": "net2", "record": record}, {"item": "net3", "unreachable": True},
+                           {"skipped": True}])
+    nodes, current, records = node_inputs(["net1", "net2", "net3"], hostvars, ["net1"], ["net1"], reads)
+    assert [nodes[n]["outside_run"] for n in ("net1", "net2", "net3")] == [False, True, True]
+    assert [nodes[n]["reachable"] for n in ("net1", "net2", "net3")] == [True, True, False]
+    assert current == {"net1": {}}
+    assert records == {"net1": None, "net2": record}
+    planned = {"record": dict(record, generation=5, checksum="d")}
+    assert finish_record(planned, records, controller="ctl", run_id="r") == ["net1", "net2"]
+    assert planned["record"]["controller"] == "ctl" and planned["record"]["run_id"] == "r"
+    same = {"record": dict(record)}
+    assert finish_record(same, records) == ["net1"]
 
 
 def _playbook(tmp_path, routers):
