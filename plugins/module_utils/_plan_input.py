@@ -33,6 +33,7 @@ HA_VIP_NET = "169.254.0.0/24"
 
 OPTION_DEFAULTS = PLAN_OPTIONS
 
+
 class Options:
     """The planner's options, parsed by _read_options; these start values are OPTION_DEFAULTS."""
 

@@ -17,7 +17,7 @@ from l3ha_lab.testing import masters_by_router, node_sh, node_states, probing, r
 from lab_helpers import record_measurement, vip_holders
 
 INVENTORY = str(Path(__file__).with_name("cluster_inventory.yml"))
-NODES = ["net1", "net2", "net3", "net4"]
+NODES = ("net1", "net2", "net3", "net4")
 with open(INVENTORY) as _handle:
     BASE = yaml.safe_load(_handle)["all"]["children"]["l3ha_network_nodes"]["vars"]["l3ha_routers"]
 HA_ROUTERS = [r["name"] for r in BASE if r.get("ha", True)]
