@@ -445,6 +445,10 @@ class Lab:
                     # A dead node gets pid 0, so Ansible can never enter a reused pid.
                     "ansible_nsenter_pid": box["pid"] if alive else 0,
                     "ansible_python_interpreter": sys.executable,
+                    # A namespace node shares the host's file system: its packages and
+                    # /etc/sysctl.d are the host's, which the lab must not change.
+                    "l3ha_install_packages": False,
+                    "l3ha_sysctl_file": "",
                 }
             # What the lab decided about its networks (host variables: they win over the
             # user's group variables).

@@ -40,8 +40,9 @@ KIND = "machine"
 DEFAULT_CACHE_DIR = "/var/cache/l3ha-lab"
 SUITE = "bookworm"
 IMAGE_PACKAGES = ("systemd", "systemd-sysv", "dbus", "openssh-server", "sudo", "python3")
+# python3-apt: Ansible's apt module (behind ansible.builtin.package) installs it first.
 REPO_PACKAGES = ("keepalived", "nftables", "python3-pyroute2", "conntrackd", "radvd",
-                 "iproute2", "iputils-ping")
+                 "iproute2", "iputils-ping", "python3-apt")
 ADMIN_USER = "l3ha"
 REPO_MOUNT = "/srv/l3ha-lab-repo"
 NODE_DIR_IN_BOX = "/run/l3ha-node"     # the node's disk directory, seen from its box

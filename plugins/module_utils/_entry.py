@@ -54,6 +54,7 @@ HA_ROUTERS_ARGS = dict(
     keepalived_bin=dict(type='str', default=MODULE_DEFAULTS['ha_routers']['keepalived_bin']),
     nft_bin=dict(type='str', default=MODULE_DEFAULTS['ha_routers']['nft_bin']),
     conntrackd_bin=dict(type='str', default=MODULE_DEFAULTS['ha_routers']['conntrackd_bin']),
+    sysctl_file=dict(type='str', default=MODULE_DEFAULTS['ha_routers']['sysctl_file']),
 )
 
 ROUTER_FACTS_ARGS = dict(

@@ -22,7 +22,9 @@ from functools import partial
 
 from ansible_collections.l3ha.routers.plugins.module_utils._changes import Changes, Unrecorded
 from ansible_collections.l3ha.routers.plugins.module_utils._defaults import MODULE_DEFAULTS
-from ansible_collections.l3ha.routers.plugins.module_utils._files import read_text, remove_tree, sha256_text, write_atomic
+from ansible_collections.l3ha.routers.plugins.module_utils._files import (
+    file_drift, read_text, remove_tree, sha256_text, write_atomic,
+)
 from ansible_collections.l3ha.routers.plugins.module_utils._netlink import (
     Namespace, NetlinkError, create_namespace, delete_namespace, entered, list_namespaces, read_sysctl, write_sysctl,
     write_sysctls,
@@ -64,6 +66,7 @@ class NodeReconciler(object):
         self.state_dir = params['state_dir']
         option = dict(MODULE_DEFAULTS['ha_routers'], **dict((k, v) for k, v in params.items() if v is not None))
         self.nft_bin = option['nft_bin']
+        self.sysctl_file = option['sysctl_file']
         self.processes = RouterProcesses(option['supervisor'], self.config_dir, self.run_dir,
                                          option['keepalived_bin'], option['conntrackd_bin'])
         self.check_mode = check_mode
@@ -132,7 +135,13 @@ class NodeReconciler(object):
         return result
 
     def _ensure_node_sysctls(self, changes):
-        """Kernel limits of the node, raised to NODE_SYSCTL_FLOORS (absent in a container or lab node)."""
+        """Kernel limits of the node, raised to NODE_SYSCTL_FLOORS (absent in a container or lab node),
+        and written to sysctl_file so that a reboot keeps them."""
+        if self.sysctl_file:
+            content = sysctl_file_text()
+            if file_drift(self.sysctl_file, content, 0o644):
+                changes.add_file(self.sysctl_file, read_text(self.sysctl_file), content,
+                                 apply=partial(write_atomic, self.sysctl_file, content, 0o644))
         for key, floor in NODE_SYSCTL_FLOORS:
             current = read_sysctl(key)
             if current is None or int(current) >= floor:
@@ -349,6 +358,13 @@ class NodeReconciler(object):
         for link in sorted(root.links().values(), key=lambda link: link.name):
             if (link.alias or '').startswith(LINK_MARKER) and link.name not in keep and link.alias not in going:
                 changes.add(link.name, link.alias, None, apply=partial(root.delete_link, link.name))
+
+
+def sysctl_file_text():
+    """The sysctl.d file of NODE_SYSCTL_FLOORS."""
+    lines = ['# Managed by l3ha.routers (ha_routers): kernel limits for many router namespaces.']
+    lines += ['%s = %d' % (key.replace('/', '.'), floor) for key, floor in NODE_SYSCTL_FLOORS]
+    return '\n'.join(lines) + '\n'
 
 
 def reconcile(params, check_mode):

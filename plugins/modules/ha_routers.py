@@ -94,6 +94,13 @@ options:
     description: conntrackd executable, for routers with a C(conntrackd.conf) file (run in their namespace).
     type: str
     default: /usr/sbin/conntrackd
+  sysctl_file:
+    description:
+      - Where the node's kernel limits (neighbour tables, input queue) are also written, so that they
+        hold after a reboot before any run (a C(sysctl.d) file). Empty writes no file (they are then
+        set at runtime only).
+    type: str
+    default: ''
 notes:
   - Its action plugin renders every router's files on the controller first, and takes three options
     the module never sees. C(templates) names the template of each file (C(keepalived.conf),

@@ -93,3 +93,17 @@ def test_plan_errors_are_listed():
     result = report(the_plan, {"net1": node({})})
     assert result["errors"] == ["router r1: gateway.address: bad"]
     assert result["table"][-1] == "plan error: router r1: gateway.address: bad"
+
+
+def test_script_result_takes_the_marked_line_and_ignores_noise():
+    from ansible_collections.l3ha.routers.plugins.filter.script_result import ScriptResultError, script_result
+    lines = ["sudo: unable to resolve host n1: Name or service not known", "Welcome to Debian",
+             "", "l3ha-drain-result {\"r1\": 1764100000.5}\r"]
+    assert script_result(lines, "l3ha-drain-result") == {"r1": 1764100000.5}
+    assert script_result(["{\"r1\": 1}"], "l3ha-drain-result") == {}
+    try:
+        script_result(["l3ha-drain-result {oops"], "l3ha-drain-result")
+    except ScriptResultError as exc:
+        assert "not JSON" in str(exc)
+    else:
+        raise AssertionError("a broken result line must not pass")

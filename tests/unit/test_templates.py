@@ -364,7 +364,7 @@ def test_systemd_unit_renders_and_verifies(tmp_path):
     # role_path: as the template module sets it for the role's templates
     templar = Templar(loader=DataLoader(), variables=dict(ROLE_DEFAULT_VARS, role_path=str(TEMPLATES.parent)))
     text = templar.template(trust_as_template((TEMPLATES / "l3ha-keepalived@.service.j2").read_text()))
-    assert "Restart=always" in text
+    assert "Restart=on-failure" in text
     assert "netns exec qrouter-%i /usr/sbin/keepalived --dont-fork" in text
     assert "--use-file=/etc/l3ha/routers/%i/keepalived.conf" in text
     documentation = [uri for line in text.splitlines() if line.startswith("Documentation=")

@@ -1,6 +1,8 @@
 #!/bin/sh
 # drain_stop.sh SUPERVISOR RUN_DIR ROUTER...: hand every listed router's master over at
-# once. Prints a JSON object {"ROUTER": EPOCH_OF_THE_STOP, ...} for the routers it stopped.
+# once. Its result is one line "l3ha-drain-result {"ROUTER": EPOCH_OF_THE_STOP, ...}" for
+# the routers it stopped: the role picks that line, so a banner, motd or sudo warning on
+# the same output (ansible.builtin.script's pty mixes stderr in) cannot break it.
 #
 # First each router's namespace gets a table that drops its outgoing MLD reports: the
 # ports of every replica carry the same MAC, and the reports this replica sends when it
@@ -60,7 +62,7 @@ for pid in $pids; do
     done
 done
 separator=
-printf '{'
+printf '\nl3ha-drain-result {'
 for router in $stopped; do
     printf '%s"%s": %s' "$separator" "$router" "$at"
     separator=', '
