@@ -3,6 +3,8 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 INVENTORY ?= examples/inventory.yml
+# `make demo NODES=machine`: the same demo on systemd machine nodes over SSH.
+NODES ?= namespace
 
 .PHONY: setup demo demo-clean test unit sanity lint labtest molecule bench clean
 
@@ -10,7 +12,7 @@ setup:
 	@scripts/setup.sh
 
 demo: setup
-	@scripts/demo.sh $(INVENTORY)
+	@L3HA_DEMO_NODES=$(NODES) scripts/demo.sh $(INVENTORY)
 
 demo-clean: setup
 	@lab/l3ha-lab down

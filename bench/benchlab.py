@@ -29,7 +29,7 @@ class BenchError(Exception):
 
 class BenchLab:
     def __init__(self, label, work_dir, routers, nodes, replicas=2, extra_vars=None,
-                 lab_dir=None, log=print):
+                 lab_dir=None, log=print, kind="namespace"):
         self.label = label
         self.work_dir = work_dir
         self.router_count = routers
@@ -46,11 +46,15 @@ class BenchLab:
                              for i in range(routers))
         self._probers = []
         self._runs = 0
+        self.kind = kind
+        # machine nodes are reached as the admin user: become, as on real hosts
+        self.inventories = [self.inventory] + ([os.path.join(REPO, "examples", "become.yml")]
+                                                if kind == "machine" else [])
 
     # ---- lifecycle ------------------------------------------------------------------
     def up(self):
         start = time.monotonic()
-        self.lab.up([self.inventory])
+        self.lab.up([self.inventory], nodes=self.kind)
         self.log("  [%s] lab up: %d nodes, %d routers (%.1f s)"
                  % (self.label, self.node_count, self.router_count, time.monotonic() - start))
 
@@ -68,7 +72,7 @@ class BenchLab:
         log_path = os.path.join(self.work_dir, "%s-%02d-%s%s.log" % (
             self.label, self._runs, os.path.basename(playbook).replace(".yml", ""),
             "-check" if check else ""))
-        run = run_playbook(self.lab, playbook, inventories=[self.inventory], args=args, check=check, timeout=None,
+        run = run_playbook(self.lab, playbook, inventories=self.inventories, args=args, check=check, timeout=None,
                            log_path=log_path)
         if run.returncode != 0:
             raise BenchError("%s failed (exit %d), see %s" % (playbook, run.returncode, log_path))

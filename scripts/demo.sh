@@ -5,17 +5,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.." || exit 1
 inventory=${1:-examples/inventory.yml}
+nodes=${L3HA_DEMO_NODES:-namespace}
 status_json=$(mktemp /tmp/l3ha-demo-status.XXXXXX.json)
 trap 'rm -f "$status_json"' EXIT
 
-lab/l3ha-lab up -i "$inventory"
+lab/l3ha-lab up -i "$inventory" --nodes "$nodes"
 for node in $(lab/l3ha-lab status --json | python3 -c 'import json,sys; print(" ".join(n["name"] for n in json.load(sys.stdin)["nodes"] if not n["alive"]))'); do
   echo "demo: booting $node, crashed by an earlier run"
   lab/l3ha-lab boot "$node"
 done
 lab/l3ha-lab status
 fragment=$(lab/l3ha-lab inventory)
-play() { ansible-playbook -i "$inventory" -i "$fragment" "$@"; }
+inventories=(-i "$inventory" -i "$fragment")
+# Machine nodes are reached as the admin user `l3ha`: the routers need become.
+[[ $nodes == machine ]] && inventories+=(-i examples/become.yml)
+play() { ansible-playbook "${inventories[@]}" "$@"; }
 
 echo "demo: deploying the routers (l3ha.routers.site)"
 play l3ha.routers.site

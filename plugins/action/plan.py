@@ -13,7 +13,7 @@ from ansible_collections.l3ha.routers.plugins.module_utils._planner import plan
 from ansible_collections.l3ha.routers.plugins.plugin_utils._cluster_view import (
     finish_record, node_inputs, outside_reads, plain, starting_record)
 
-PLAN_ARGS = frozenset(("routers", "networks", "nodes_group", "outside_records"))
+PLAN_ARGS = frozenset(("routers", "networks", "nodes_group", "outside_records", "retire"))
 
 
 class ActionModule(ActionBase):
@@ -28,10 +28,11 @@ class ActionModule(ActionBase):
         routers = args.pop("routers", None) or []
         networks = args.pop("networks", None) or {}
         outside = outside_reads(args.pop("outside_records", None))
+        retiring = args.pop("retire", None) or None
         hosts = (task_vars.get("groups") or {}).get(group) or []
         nodes, current, records = node_inputs(hosts, task_vars.get("hostvars") or {},
                                               task_vars.get("ansible_play_hosts_all"),
-                                              task_vars.get("ansible_play_hosts"), outside)
+                                              task_vars.get("ansible_play_hosts"), outside, retiring)
         record, warnings = starting_record(records)
         planned = plan(routers, networks, nodes, current, args, record)
         if planned["errors"]:

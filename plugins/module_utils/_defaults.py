@@ -102,6 +102,7 @@ ROLE_DEFAULTS = {
     'l3ha_conntrackd_packages': ['conntrackd'],
     'l3ha_supported_distributions': ['Debian 12', 'Ubuntu 24.04'],
     'l3ha_sysctl_file': '/etc/sysctl.d/60-l3ha.conf',
+    'l3ha_restore_dir': '/usr/local/lib/l3ha',
     'l3ha_purge': True,
     'l3ha_supervisor': 'auto',
     'l3ha_keepalived_command': KEEPALIVED_COMMAND,
@@ -128,6 +129,7 @@ ROLE_DEFAULTS = {
     'l3ha_conntrackd_command': CONNTRACKD_COMMAND,
     'l3ha_status_json': '',
     'l3ha_drain_node': '',
+    'l3ha_retire_node': '',
     'l3ha_drain_timeout': DRAIN_TIMEOUT,
     'l3ha_status_drift': True,
 }
@@ -137,7 +139,7 @@ MODULE_DEFAULTS = {
     'ha_routers': {
         'config_dir': CONFIG_DIR, 'run_dir': RUN_DIR, 'state_dir': STATE_DIR,
         'keepalived_bin': KEEPALIVED_COMMAND, 'nft_bin': NFT_COMMAND, 'conntrackd_bin': CONNTRACKD_COMMAND,
-        'supervisor': 'reconciler', 'purge': False, 'sysctl_file': '',
+        'supervisor': 'reconciler', 'purge': False, 'sysctl_file': '', 'restore_dir': '', 'restore_non_ha': True,
     },
     'router_facts': {'config_dir': CONFIG_DIR, 'run_dir': RUN_DIR, 'state_dir': STATE_DIR},
     'cluster_record': {'state_dir': STATE_DIR, 'state': 'read'},

@@ -55,6 +55,8 @@ HA_ROUTERS_ARGS = dict(
     nft_bin=dict(type='str', default=MODULE_DEFAULTS['ha_routers']['nft_bin']),
     conntrackd_bin=dict(type='str', default=MODULE_DEFAULTS['ha_routers']['conntrackd_bin']),
     sysctl_file=dict(type='str', default=MODULE_DEFAULTS['ha_routers']['sysctl_file']),
+    restore_dir=dict(type='str', default=MODULE_DEFAULTS['ha_routers']['restore_dir']),
+    restore_non_ha=dict(type='bool', default=MODULE_DEFAULTS['ha_routers']['restore_non_ha']),
 )
 
 ROUTER_FACTS_ARGS = dict(

@@ -139,6 +139,17 @@ def merge(current, view, nodes, errors, warnings):
         elif node.outside_run:
             strangers.append(name)
             node.reachable = False  # nothing known there: nothing new goes there either
+    gone = {}
+    for name, entry in sorted(view.routers.items()):
+        for node in sorted(set(entry.get("replicas") or {}) | set(entry.get("leaving") or {})):
+            if node not in nodes or not nodes[node].in_group:
+                gone.setdefault(node, []).append(name)
+    for node, routers in sorted(gone.items()):
+        if node in nodes:
+            continue  # being retired by this run
+        warnings.append("node %s: not in the node group, but the cluster record (generation %d) has routers there "
+                        "(%s); it keeps running them with the shared addresses: retire it with l3ha.routers.retire "
+                        "-e l3ha_retire_node=%s while it is still in the group" % (node, view.generation, ", ".join(routers), node))
     if strangers and view.record is None:
         errors.append("nodes %s: outside this run (--limit or a job slice) and no cluster record describes them; "
                       "run l3ha.routers.site over the whole node group once" % ", ".join(strangers))
@@ -222,10 +233,12 @@ def build(view, result, seen, nodes, present):
         shared_macs = dict((k, v) for k, v in (meta.get("macs") or {}).items() if k != "ha")
         ha_macs = dict((n, ((e.get("metadata") or {}).get("macs") or {}).get("ha")) for n, e in by_node.items())
         old = view.routers.get(name) or {}
+        grouped = set(n for n, spec in nodes.items() if spec.in_group)
         leaving = dict((n, a) for n, a in (old.get("replicas") or {}).items()
-                       if n not in seen and n not in summary["replicas"] and n not in (old.get("pending") or ()))
+                       if n in grouped and n not in seen and n not in summary["replicas"]
+                       and n not in (old.get("pending") or ()))
         leaving.update((n, a) for n, a in (old.get("leaving") or {}).items()
-                       if n not in seen and n not in summary["replicas"])
+                       if n in grouped and n not in seen and n not in summary["replicas"])
         record_entry = {
             "tenant": summary["tenant"], "ha": summary["ha"], "vrid": summary["vrid"], "segment": summary["segment"],
             "segment_vni": meta.get("segment_vni"),

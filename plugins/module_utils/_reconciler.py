@@ -35,6 +35,7 @@ from ansible_collections.l3ha.routers.plugins.module_utils._processes import Rou
 from ansible_collections.l3ha.routers.plugins.module_utils._router_namespace import (
     CREATION_SYSCTLS, NAMESPACE_SYSCTLS, NON_HA_SYSCTLS, clear_leftovers, ensure_static_routes, port_spec,
 )
+from ansible_collections.l3ha.routers.plugins.module_utils._restore import queue_install
 from ansible_collections.l3ha.routers.plugins.module_utils._router_files import (
     ensure_router_dir, ensure_router_files, restore_unchanged_files,
 )
@@ -67,6 +68,8 @@ class NodeReconciler(object):
         option = dict(MODULE_DEFAULTS['ha_routers'], **dict((k, v) for k, v in params.items() if v is not None))
         self.nft_bin = option['nft_bin']
         self.sysctl_file = option['sysctl_file']
+        self.restore_dir = option['restore_dir']
+        self.params = params
         self.processes = RouterProcesses(option['supervisor'], self.config_dir, self.run_dir,
                                          option['keepalived_bin'], option['conntrackd_bin'])
         self.check_mode = check_mode
@@ -100,6 +103,8 @@ class NodeReconciler(object):
         node_changes = Changes('node')
         self._ensure_state_dir_private(node_changes)
         self._ensure_node_sysctls(node_changes)
+        if self.restore_dir:
+            queue_install(self.params, self.state_dir, self.restore_dir, node_changes)
         node_changes.commit(self.check_mode)
         diffs.extend(node_changes.diffs())
         for name in sorted(self.segments):

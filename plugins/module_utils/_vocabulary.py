@@ -82,6 +82,10 @@ DRAINED_MARKER = 'drained'
 # In the state directory: the cluster record (module cluster_record) and its lock.
 CLUSTER_RECORD = 'cluster.json'
 CLUSTER_LOCK = 'cluster.lock'
+# In the state directory: the last applied input of ha_routers, for the restore at boot;
+# in the restore directory, the program that runs it (module _restore).
+DESIRED_STATE = 'desired.json'
+RESTORE_LAUNCHER = 'l3ha-restore'
 # The state directory is root's alone, like the config and run ones.
 STATE_DIR_MODE = 0o700
 # In a router's run directory.

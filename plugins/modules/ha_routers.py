@@ -101,6 +101,21 @@ options:
         set at runtime only).
     type: str
     default: ''
+  restore_dir:
+    description:
+      - Where the node keeps the program that restores its routers at boot (C(l3ha-restore.service),
+        written by the role). It is this module's own node-side code, written there when it differs. The
+        module also keeps its input (without the file texts) in C(<state_dir>/desired.json) for it.
+        Empty (the default) does neither.
+    type: str
+    default: ''
+  restore_non_ha:
+    description:
+      - Whether the restore at boot also rebuilds the routers without HA. The role sets it to false
+        when C(l3ha_reschedule_unreachable) is true, since such a router may have moved while the
+        node was down, and has no VRRP to settle a duplicate.
+    type: bool
+    default: true
 notes:
   - Its action plugin renders every router's files on the controller first, and takes three options
     the module never sees. C(templates) names the template of each file (C(keepalived.conf),

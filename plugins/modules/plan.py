@@ -88,6 +88,12 @@ options:
         the group's hosts outside the play. A host whose read failed counts as unreachable.
     type: list
     elements: dict
+  retire:
+    description:
+      - A host of the group that is being retired (C(l3ha.routers.retire)). It counts as out of
+        the group, so its replicas are placed on the other nodes; the plan fails, before anything
+        changes, when they cannot take them.
+    type: str
   default_ha:
     description: Whether a router without C(ha) is an HA router.
     type: bool

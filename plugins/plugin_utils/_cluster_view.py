@@ -47,13 +47,14 @@ def outside_reads(results):
     return found
 
 
-def node_inputs(hosts, hostvars, play_hosts_all=None, play_hosts=None, outside=None):
+def node_inputs(hosts, hostvars, play_hosts_all=None, play_hosts=None, outside=None, retiring=None):
     """(nodes, current, records) for plan() from the hostvars of the group's hosts.
 
     A host of this play without gathered l3ha_router_facts is unreachable, and so is one
     that dropped out of the play (its facts may be stale, e.g. from a fact cache). A host
     outside the play (--limit, a job slice) is outside the run: the cluster record speaks
-    for it, and it counts as reachable when its record could be read.
+    for it, and it counts as reachable when its record could be read. The host being
+    retired (l3ha.routers.retire) is seen but leaves the group: its replicas move.
     """
     outside = outside or {}
     nodes, current, records = {}, {}, {}
@@ -64,7 +65,7 @@ def node_inputs(hosts, hostvars, play_hosts_all=None, play_hosts=None, outside=N
         spec = {
             "tunnel_ip": hvars.get("l3ha_tunnel_ip"),
             "availability_zone": hvars.get("l3ha_availability_zone"),
-            "in_group": True,
+            "in_group": host != retiring,
         }
         if in_run:
             facts = _facts(hvars, "l3ha_router_facts")

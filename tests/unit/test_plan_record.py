@@ -162,3 +162,32 @@ def test_facts_win_on_their_node_and_contradictions_are_reported():
     changed[node]["r1"]["metadata"]["vrid"] = 77
     result = _ok(routers, FOUR, changed, first["record"])
     assert any("router r1 has vrid 77" in w for w in result["warnings"]), result["warnings"]
+
+
+def test_retiring_a_node_moves_its_replicas_and_a_node_gone_from_the_group_is_named():
+    routers = [router("r%d" % i, i) for i in range(1, 5)]
+    first, facts = _first(routers)
+    retiring = copy.deepcopy(FOUR)
+    retiring["net1"]["in_group"] = False
+    moved = _ok(routers, retiring, facts, first["record"])
+    assert "net1" not in moved["nodes"]
+    assert all("net1" not in r["replicas"] for r in moved["routers"].values())
+    assert "net1" not in moved["record"]["nodes"]
+    assert not any("net1" in (e.get("leaving") or {}) for e in moved["record"]["routers"].values())
+    # Taken out of the inventory without retire: the record still has routers there.
+    three = dict((n, s) for n, s in FOUR.items() if n != "net1")
+    held = [name for name, r in first["routers"].items() if "net1" in r["replicas"]]
+    result = _ok(routers, three, dict((n, f) for n, f in facts.items() if n != "net1"), first["record"])
+    warning = [w for w in result["warnings"] if w.startswith("node net1: not in the node group")]
+    assert warning and "l3ha_retire_node=net1" in warning[0] and all(name in warning[0] for name in held)
+
+
+def test_retiring_fails_before_anything_when_the_others_cannot_take_the_replicas():
+    routers = [router("r1", 1)]
+    two = nodes("az1", "az1")
+    first = plan(routers, NETWORKS, two, {}, {"max_nodes_per_router": 2, "min_nodes_per_router": 2}, None)
+    retiring = copy.deepcopy(two)
+    retiring["net2"]["in_group"] = False
+    result = plan(routers, NETWORKS, retiring, facts_of(first), {"max_nodes_per_router": 2, "min_nodes_per_router": 2},
+                  first["record"])
+    assert result["nodes"] == {} and any("min_nodes 2" in e for e in result["errors"]), result["errors"]
