@@ -371,9 +371,11 @@ def init_disk(name, disk, box_pid, image, lab_key):
 def nspawn_argv(name, image):
     # --register=no --keep-unit: the host runs no systemd (no machined, no scopes).
     # --private-network with the box's namespace: the links the lab made there, and a
-    # writable /proc/sys/net as on a real host.
+    # writable /proc/sys/net as on a real host. --console=read-only drains the console
+    # into the node's log: with `passive` nobody read it, and a shutdown that logs much
+    # (a node with 60+ routers) blocked systemd in a full tty write, so it never ended.
     return ["systemd-nspawn", "--directory", NODE_ROOT, "--machine", name, "--boot",
-            "--register=no", "--keep-unit", "--console=passive",
+            "--register=no", "--keep-unit", "--console=read-only",
             "--network-namespace-path=/proc/1/ns/net", "--private-network",
             "--resolv-conf=off", "--timezone=off", "--link-journal=no",
             "--bind-ro=%s:%s" % (image["repo"], REPO_MOUNT)]
