@@ -48,8 +48,8 @@ class BenchLab:
         self._runs = 0
         self.kind = kind
         # machine nodes are reached as the admin user: become, as on real hosts
-        self.inventories = [self.inventory] + ([os.path.join(REPO, "examples", "become.yml")]
-                                                if kind == "machine" else [])
+        become = [os.path.join(REPO, "examples", "become.yml")] if kind == "machine" else []
+        self.inventories = [self.inventory] + become
 
     # ---- lifecycle ------------------------------------------------------------------
     def up(self):

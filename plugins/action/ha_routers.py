@@ -8,7 +8,7 @@ notify.sh and nftables.nft (plus conntrackd.conf for routers that sync connectio
 the router's ``files``; the module (the node reconciler) then runs once with all routers.
 There are no per-router remote tasks. The work is done in ``plugins/plugin_utils/``: the
 router view (``_router_view``), rendering and the inputs checksum (``_render``),
-``keepalived -t`` (``_keepalived_check``) and masking the VRRP secret (``_secret``).
+``keepalived -t`` (``_keepalived_test``) and masking the VRRP secret (``_secret``).
 
 Options of this action on top of the module's:
 
@@ -43,11 +43,11 @@ from ansible.utils.display import Display
 
 from ansible_collections.l3ha.routers.plugins.module_utils._defaults import RENDER_SETTINGS, TEMPLATES
 from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import CONNTRACKD_CONF
-from ansible_collections.l3ha.routers.plugins.plugin_utils._keepalived_check import rendered_config_errors
+from ansible_collections.l3ha.routers.plugins.module_utils._keepalived_test import find_keepalived, rendered_config_errors
 from ansible_collections.l3ha.routers.plugins.plugin_utils._render import (
     choose_renderer, read_sources, render_router_files, router_inputs_checksum,
 )
-from ansible_collections.l3ha.routers.plugins.plugin_utils._router_view import RenderError
+from ansible_collections.l3ha.routers.plugins.plugin_utils._router_view import RenderError, auth_warning
 from ansible_collections.l3ha.routers.plugins.plugin_utils._secret import hide_vrrp_secret
 
 MODULE = "l3ha.routers.ha_routers"
@@ -66,6 +66,10 @@ class ActionModule(ActionBase):
         templates = module_args.pop("templates", None) or {}
         settings = self._template_settings(module_args)
         validate = module_args.pop("validate", True)
+        # keepalived -t where keepalived is: here, else on the node before any change
+        validated_on = ("controller" if find_keepalived() else "node") if validate else None
+        if validated_on == "node":
+            module_args["validate_on_node"] = True
         self._vrrp_secret = settings.get("auth_pass") or None
         facts = task_vars.get("l3ha_router_facts") or {}
 
@@ -109,6 +113,14 @@ class ActionModule(ActionBase):
 
         result.update(module_result)
         result["rendered"] = sorted(rendered)
+        result["validated_on"] = validated_on
+        if not validate:
+            result["warnings"] = list(result.get("warnings") or []) + [
+                "keepalived -t validation is off (l3ha_validate_keepalived: false): a broken keepalived.conf "
+                "reaches the nodes"]
+        trade_off = auth_warning(settings)
+        if trade_off:  # Ansible shows a warning once per run, however many nodes raise it
+            result["warnings"] = list(result.get("warnings") or []) + [trade_off]
         return hide_vrrp_secret(result, self._vrrp_secret)
 
     def _template_settings(self, module_args):
@@ -161,6 +173,6 @@ class ActionModule(ActionBase):
                 continue
             router["files"] = dict(router.get("files") or {}, **files)
             script_paths[router["name"]] = view["paths"]["script"]
-        if not errors and validate:
+        if not errors and validate and find_keepalived():
             errors.extend(rendered_config_errors(routers, script_paths, facts))
         return errors

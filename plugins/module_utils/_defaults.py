@@ -140,6 +140,7 @@ MODULE_DEFAULTS = {
         'config_dir': CONFIG_DIR, 'run_dir': RUN_DIR, 'state_dir': STATE_DIR,
         'keepalived_bin': KEEPALIVED_COMMAND, 'nft_bin': NFT_COMMAND, 'conntrackd_bin': CONNTRACKD_COMMAND,
         'supervisor': 'reconciler', 'purge': False, 'sysctl_file': '', 'restore_dir': '', 'restore_non_ha': True,
+        'validate_on_node': False,
     },
     'router_facts': {'config_dir': CONFIG_DIR, 'run_dir': RUN_DIR, 'state_dir': STATE_DIR},
     'cluster_record': {'state_dir': STATE_DIR, 'state': 'read'},

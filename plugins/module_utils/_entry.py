@@ -57,6 +57,7 @@ HA_ROUTERS_ARGS = dict(
     sysctl_file=dict(type='str', default=MODULE_DEFAULTS['ha_routers']['sysctl_file']),
     restore_dir=dict(type='str', default=MODULE_DEFAULTS['ha_routers']['restore_dir']),
     restore_non_ha=dict(type='bool', default=MODULE_DEFAULTS['ha_routers']['restore_non_ha']),
+    validate_on_node=dict(type='bool', default=MODULE_DEFAULTS['ha_routers']['validate_on_node']),
 )
 
 ROUTER_FACTS_ARGS = dict(

@@ -25,6 +25,7 @@ from ansible_collections.l3ha.routers.plugins.module_utils._defaults import MODU
 from ansible_collections.l3ha.routers.plugins.module_utils._files import (
     file_drift, read_text, remove_tree, sha256_text, write_atomic,
 )
+from ansible_collections.l3ha.routers.plugins.module_utils._keepalived_test import rendered_config_errors
 from ansible_collections.l3ha.routers.plugins.module_utils._netlink import (
     Namespace, NetlinkError, create_namespace, delete_namespace, entered, list_namespaces, read_sysctl, write_sysctl,
     write_sysctls,
@@ -43,9 +44,9 @@ from ansible_collections.l3ha.routers.plugins.module_utils._segments import (
     ensure_segment, marker, segment_links, validate_segments,
 )
 from ansible_collections.l3ha.routers.plugins.module_utils._supervisor import SupervisorError, run_in
-from ansible_collections.l3ha.routers.plugins.module_utils._validate import Errors
+from ansible_collections.l3ha.routers.plugins.module_utils._validate import Errors, ValidationError
 from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import (
-    CONNTRACKD_CONF, DRAINED_MARKER, KEEPALIVED_CONF, LINK_MARKER, NFTABLES_CHECKSUM, NFTABLES_RULES,
+    CONNTRACKD_CONF, DRAINED_MARKER, KEEPALIVED_CONF, LINK_MARKER, NFTABLES_CHECKSUM, NFTABLES_RULES, NOTIFY_SCRIPT,
     NODE_SYSCTL_FLOORS, PORT_PREFIXES, ROUTERS_SUBDIR, STATE_DIR_MODE, namespace_of, router_config_dir, router_of,
     router_run_dir,
 )
@@ -69,6 +70,8 @@ class NodeReconciler(object):
         self.nft_bin = option['nft_bin']
         self.sysctl_file = option['sysctl_file']
         self.restore_dir = option['restore_dir']
+        self.validate_on_node = bool(option['validate_on_node'])
+        self.keepalived_bin = option['keepalived_bin']
         self.params = params
         self.processes = RouterProcesses(option['supervisor'], self.config_dir, self.run_dir,
                                          option['keepalived_bin'], option['conntrackd_bin'])
@@ -89,6 +92,8 @@ class NodeReconciler(object):
             validate_routers(self.routers, self.segments, errors)
             validate_segments(self.segments, self.local_ip, root, errors)
             errors.raise_if_any()
+            if self.validate_on_node and not stale:
+                self._validate_configs()
             if stale:
                 # nothing done: the controller renders these and calls again
                 return {'segments': {}, 'routers': {}, 'purged': [], 'changed': False, 'diff': [],
@@ -96,6 +101,21 @@ class NodeReconciler(object):
             return self._reconcile(root)
         finally:
             root.close()
+
+    def _validate_configs(self):
+        """keepalived -t here, for every keepalived.conf that differs from the node's, before
+        anything changes (the controller had no keepalived)."""
+        on_disk, scripts = {}, {}
+        for router in self.routers:
+            name = router['name']
+            directory = router_config_dir(self.config_dir, name)
+            text = read_text(os.path.join(directory, KEEPALIVED_CONF))
+            on_disk[name] = {'checksums': {KEEPALIVED_CONF: sha256_text(text)}} if text is not None else {}
+            scripts[name] = os.path.join(directory, NOTIFY_SCRIPT)
+        routers = [r for r in self.routers if KEEPALIVED_CONF in (r.get('files') or {}) and NOTIFY_SCRIPT in r['files']]
+        problems = rendered_config_errors(routers, scripts, on_disk, keepalived=self.keepalived_bin, where='node')
+        if problems:
+            raise ValidationError(problems)
 
     def _reconcile(self, root):
         result = {'segments': {}, 'routers': {}, 'purged': []}

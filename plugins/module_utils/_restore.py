@@ -138,7 +138,13 @@ def restorable(state, log):
     return routers
 
 
-def restore(state_dir, log=print, reconcile=None, ping=None):
+def journal(line):
+    """One line on stdout, which systemd gives to the journal."""
+    sys.stdout.write(line + '\n')
+    sys.stdout.flush()
+
+
+def restore(state_dir, log=journal, reconcile=None, ping=None):
     """Rebuild the routers of desired.json; returns the exit code (0: all restored)."""
     if reconcile is None:
         from ansible_collections.l3ha.routers.plugins.module_utils._reconciler import reconcile
@@ -161,8 +167,8 @@ def restore(state_dir, log=print, reconcile=None, ping=None):
         if name in failed:
             log('router %s: FAILED: %s' % (name, failed[name]))
         else:
-            log('router %s: restored (%s)' % (name, 'changed' if (result['routers'].get(name) or {}).get('changed')
-                                               else 'already in place'))
+            changed = (result['routers'].get(name) or {}).get('changed')
+            log('router %s: restored (%s)' % (name, 'changed' if changed else 'already in place'))
     skipped = len(state.get('routers') or []) - len(routers)
     log('l3ha-restore: %d router(s) restored, %d failed, %d left for the next run, in %.1f s'
         % (len(routers) - len(failed), len(failed), skipped, time.monotonic() - started))

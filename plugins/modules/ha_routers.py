@@ -116,6 +116,14 @@ options:
         node was down, and has no VRRP to settle a duplicate.
     type: bool
     default: true
+  validate_on_node:
+    description:
+      - Run C(keepalived -t) (O(keepalived_bin)) on the node for every keepalived.conf that differs
+        from the node's, before anything changes; one that fails stops the whole call with an error
+        naming the router and saying it was validated on the node. The action plugin sets it when the
+        controller has no keepalived.
+    type: bool
+    default: false
 notes:
   - Its action plugin renders every router's files on the controller first, and takes three options
     the module never sees. C(templates) names the template of each file (C(keepalived.conf),

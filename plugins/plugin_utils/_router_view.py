@@ -266,6 +266,23 @@ def vrrp_section(settings):
     }
 
 
+def auth_warning(settings):
+    """What VRRP authentication costs, as a warning for the run (None without a password).
+
+    A backup takes over after about three adverts (master down interval); VRRPv2 rounds
+    the advert interval up to whole seconds, so the sub-second failover is gone.
+    """
+    if not settings.get("auth_pass"):
+        return None
+    settings = dict(RENDER_SETTINGS, **dict((k, v) for k, v in settings.items() if v is not None))
+    wanted = float(settings["advert_int"])
+    used = vrrp_section(settings)["advert_int"]
+    return ("l3ha_vrrp_auth_pass is set: keepalived then speaks VRRPv2 (VRRPv3 has no authentication), "
+            "so the advert interval %g s is rounded up to %d s and a crash failover takes about %g s "
+            "instead of about %g s. To keep sub-second failover, leave the password empty and isolate the "
+            "HA segments instead (docs/reliability.md, 'VRRP authentication')" % (wanted, used, 3 * used, 3 * wanted))
+
+
 def health_check_section(settings, gateway):
     """The health check (``track_script``) settings, or None when it is off or the router
     has no gateway. It pings the IPv4 gateway IP from the IPv4 gateway address when

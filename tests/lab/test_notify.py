@@ -28,7 +28,7 @@ from ansible.parsing.dataloader import DataLoader  # noqa: E402
 from ansible.template import Templar  # noqa: E402
 
 from ansible_collections.l3ha.routers.plugins.module_utils._defaults import TEMPLATES as DEFAULT_TEMPLATES  # noqa: E402
-from ansible_collections.l3ha.routers.plugins.plugin_utils._keepalived_check import find_keepalived  # noqa: E402
+from ansible_collections.l3ha.routers.plugins.module_utils._keepalived_test import find_keepalived  # noqa: E402
 from ansible_collections.l3ha.routers.plugins.plugin_utils._render import (  # noqa: E402
     make_renderer, read_sources, render_router_files,
 )

@@ -16,7 +16,7 @@ from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar
 
 from ansible_collections.l3ha.routers.plugins.module_utils._defaults import TEMPLATES as DEFAULT_TEMPLATES
-from ansible_collections.l3ha.routers.plugins.plugin_utils._keepalived_check import find_keepalived
+from ansible_collections.l3ha.routers.plugins.module_utils._keepalived_test import find_keepalived
 from ansible_collections.l3ha.routers.plugins.plugin_utils._render import (
     make_renderer, read_sources, render_router_files,
 )

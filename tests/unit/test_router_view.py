@@ -285,3 +285,9 @@ def test_router_view_is_its_sections(router):
         "paths": view.paths_section(merged, router["name"]),
     })
     assert view.router_view(router, {"check": True, "track_ports": "qr-3c4d5e6f", "advert_int": None}) == expected
+
+
+def test_auth_warning_gives_the_failover_cost():
+    assert view.auth_warning(settings()) is None
+    text = view.auth_warning(settings(auth_pass="s3cret", advert_int=0.1))
+    assert "VRRPv2" in text and "rounded up to 1 s" in text and "about 3 s" in text and "about 0.3 s" in text

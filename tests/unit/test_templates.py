@@ -15,7 +15,7 @@ from ansible.template import Templar, trust_as_template
 
 from ansible_collections.l3ha.routers.plugins.module_utils._defaults import TEMPLATES as DEFAULT_TEMPLATES
 from ansible_collections.l3ha.routers.plugins.module_utils._files import sha256_text
-from ansible_collections.l3ha.routers.plugins.plugin_utils._keepalived_check import (
+from ansible_collections.l3ha.routers.plugins.module_utils._keepalived_test import (
     find_keepalived, keepalived_config_errors, rendered_config_errors,
 )
 from ansible_collections.l3ha.routers.plugins.plugin_utils._render import (
@@ -276,7 +276,8 @@ def test_only_configs_the_node_does_not_run_are_checked():
     files["keepalived.conf"] = files["keepalived.conf"].replace("nopreempt", "nopreempt_typo")
     router, scripts = {"name": "demo-r1", "files": files}, {"demo-r1": view["paths"]["script"]}
     [error] = rendered_config_errors([router], scripts, {})
-    assert error.startswith("router demo-r1: keepalived.conf does not pass keepalived -t: ") and "nopreempt_typo" in error
+    assert error.startswith("router demo-r1: keepalived.conf does not pass keepalived -t (validated on the controller): ")
+    assert "nopreempt_typo" in error
     running = {"demo-r1": {"checksums": {"keepalived.conf": sha256_text(files["keepalived.conf"])}}}
     assert rendered_config_errors([router], scripts, running) == []
 

@@ -1,13 +1,17 @@
 # Copyright: l3ha.routers contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""``keepalived -t`` validation of a rendered keepalived.conf, on the controller.
+"""``keepalived -t`` validation of a rendered keepalived.conf.
 
-Private to the collection (the leading underscore): only the ha_routers action plugin and
-the tests use it. It lives in ``plugin_utils`` because it is controller-only code that
-never runs on a node.
+Private to the collection. It runs where keepalived is: on the controller (the
+ha_routers action plugin, before anything goes to a node), or, when the controller has
+no keepalived (an AWX execution environment, usually), on the node, in the reconciler,
+before any change (option ``validate_on_node``). Standard library only, so both sides
+import it.
 """
 
-from __future__ import annotations
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
 
 import os
 import shutil
@@ -19,11 +23,9 @@ from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import KE
 
 
 def find_keepalived():
-    """keepalived on the controller, or None."""
-    for candidate in (shutil.which("keepalived"), "/usr/sbin/keepalived", "/sbin/keepalived"):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    return None
+    """keepalived on this machine's PATH, or None (then the node validates)."""
+    candidate = shutil.which("keepalived")
+    return candidate if candidate and os.access(candidate, os.X_OK) else None
 
 
 def keepalived_config_errors(keepalived, text, script_path, script_text):
@@ -50,14 +52,14 @@ def keepalived_config_errors(keepalived, text, script_path, script_text):
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def rendered_config_errors(routers, script_paths, facts):
+def rendered_config_errors(routers, script_paths, facts, keepalived=None, where="controller"):
     """An error naming the router for every rendered keepalived.conf of ``routers`` that
-    ``keepalived -t`` rejects; none when keepalived is not installed on the controller.
+    ``keepalived -t`` rejects; none when keepalived is not installed here.
 
     ``script_paths`` is each router's notify.sh path on the node. A config whose checksum
     the node's ``facts`` report (the one it runs) was checked before and is skipped.
     """
-    keepalived = find_keepalived()
+    keepalived = keepalived or find_keepalived()
     if keepalived is None:
         return []
     errors = []
@@ -69,5 +71,6 @@ def rendered_config_errors(routers, script_paths, facts):
         output = keepalived_config_errors(keepalived, text, script_paths[router["name"]],
                                           router["files"][NOTIFY_SCRIPT])
         if output:
-            errors.append("router %s: keepalived.conf does not pass keepalived -t: %s" % (router["name"], output))
+            errors.append("router %s: keepalived.conf does not pass keepalived -t (validated on the %s): %s"
+                          % (router["name"], where, output))
     return errors
