@@ -6,8 +6,8 @@ import copy
 import os
 import pathlib
 import shutil
-import signal
 import subprocess
+import sys
 import uuid
 
 import pytest
@@ -25,6 +25,9 @@ from ansible_collections.l3ha.routers.plugins.module_utils import _processes, _r
 from ansible_collections.l3ha.routers.plugins.module_utils._changes import Changes
 from test_planner_helpers import ok, router, run
 from test_templates import TEMPLATES, full_router, keepalived_test, render, single_router
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "lab"))
+from l3ha_lab.testing import PrivateNode  # noqa: E402  (needs the sys.path entry above)
 
 CONNTRACKD = shutil.which("conntrackd") or "/usr/sbin/conntrackd"
 needs_conntrackd = pytest.mark.skipif(not pathlib.Path(CONNTRACKD).exists() or os.geteuid() != 0,
@@ -177,11 +180,14 @@ def test_conntrackd_accepts_the_rendered_config(tmp_path):
     config = tmp_path / "conntrackd.conf"
     config.write_text(files["conntrackd.conf"])
     namespace = "l3ha-ct-%s" % uuid.uuid4().hex[:8]
-    subprocess.run(["ip", "netns", "add", namespace], check=True)
+    # A scratch node with its own /run: `ip netns add` in the host would leave a
+    # /run/netns mount there. Closing it ends conntrackd with everything else inside.
+    node = PrivateNode()
     try:
+        node.sh("ip netns add %s" % namespace)
+
         def in_ns(*argv):
-            return subprocess.run(["ip", "netns", "exec", namespace] + list(argv), capture_output=True, text=True,
-                                  check=False, timeout=30)
+            return node.run(["ip", "netns", "exec", namespace] + list(argv), timeout=30)
         assert in_ns("ip", "link", "add", "ha-1a2b3c4d", "type", "veth", "peer", "name", "vha1a2b3c4d").returncode == 0
         assert in_ns("ip", "addr", "add", "169.254.192.1/18", "dev", "ha-1a2b3c4d").returncode == 0
         assert in_ns("ip", "link", "set", "ha-1a2b3c4d", "up").returncode == 0
@@ -191,11 +197,7 @@ def test_conntrackd_accepts_the_rendered_config(tmp_path):
         assert stats.returncode == 0 and "cache internal" in stats.stdout, stats.stdout + stats.stderr
         assert in_ns(CONNTRACKD, "-C", str(config), "-k").returncode == 0
     finally:
-        pids = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, text=True, check=False)
-        for pid in pids.stdout.split():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pid), signal.SIGKILL)
-        subprocess.run(["ip", "netns", "del", namespace], check=False)
+        node.close()
 
 
 # --- the reconciler (processes replaced by fakes) -----------------------------------
