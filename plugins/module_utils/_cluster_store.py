@@ -18,6 +18,7 @@ import os
 from contextlib import contextmanager
 
 from ansible_collections.l3ha.routers.plugins.module_utils._files import ensure_dir, read_text, remove_file, write_atomic
+from ansible_collections.l3ha.routers.plugins.module_utils._plan_record import stamp
 from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import CLUSTER_LOCK, CLUSTER_RECORD, STATE_DIR_MODE
 
 
@@ -39,12 +40,6 @@ def read(state_dir):
     except ValueError:
         return None
     return record if isinstance(record, dict) else None
-
-
-def _stamp(record):
-    if not isinstance(record, dict) or not isinstance(record.get('generation'), int):
-        return (0, None)
-    return (record['generation'], record.get('checksum'))
 
 
 @contextmanager
@@ -78,8 +73,8 @@ def commit(state_dir, record, base, check_mode):
     """
     with _locked(state_dir, check_mode):
         held = read(state_dir)
-        held_generation, held_checksum = _stamp(held)
-        if _stamp(record) == (held_generation, held_checksum):
+        held_generation, held_checksum = stamp(held)
+        if stamp(record) == (held_generation, held_checksum):
             return False, held
         base_generation = base.get('generation') or 0
         newer = held_generation > base_generation
