@@ -22,8 +22,8 @@ import socket
 import struct
 
 from ansible_collections.l3ha.routers.plugins.module_utils._netlink_parse import (
-    NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, RTM_GETADDR, RTM_GETLINK, RTM_GETNEIGH, Link, IFADDRMSG,
-    IFINFOMSG, NDMSG, NLMSGHDR, parse_address, parse_fdb_entry, parse_link,
+    NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, RTM_GETADDR, RTM_GETLINK, RTM_GETNEIGH, RTM_GETROUTE, Link,
+    IFADDRMSG, IFINFOMSG, NDMSG, NLMSGHDR, RTMSG, parse_address, parse_fdb_entry, parse_link, parse_route,
 )
 
 try:
@@ -275,12 +275,17 @@ class Namespace(object):
     # addresses
     def addresses(self, name):
         """Addresses on a link as 'ip/prefix' strings (IPv6 compressed)."""
-        link = self.link(name)
-        if link is None:
-            return []
+        return self.addresses_by_link().get(name, [])
+
+    def addresses_by_link(self):
+        """{link name: addresses} of the namespace, from one dump."""
+        names = dict((link.index, link.name) for link in self.links().values())
+        found = {}
         header = IFADDRMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
-        return [normalize_cidr(cidr) for index, cidr in
-                (parse_address(payload) for payload in self.dump(RTM_GETADDR, header)) if index == link.index]
+        for index, cidr in (parse_address(payload) for payload in self.dump(RTM_GETADDR, header)):
+            if index in names:
+                found.setdefault(names[index], []).append(normalize_cidr(cidr))
+        return found
 
     def fdb(self):
         """[(link index, MAC, destination IP or None)] of every bridge and vxlan FDB entry."""
@@ -321,10 +326,6 @@ RT_TABLE_MAIN = 254
 RT_TABLE_LOCAL = 255
 
 
-def _route_table(msg):
-    return msg.get_attr('RTA_TABLE') or msg['table']
-
-
 class Route(object):
     """A route as (destination, nexthop, device) strings, comparable with planned routes."""
 
@@ -359,12 +360,12 @@ def _routes_of(space):
     """Non-kernel routes of the main table (the ones a reconciler or keepalived adds)."""
     names = dict((link.index, link.name) for link in space.links().values())
     found = []
-    for msg in space.route.get_routes(table=RT_TABLE_MAIN):
-        if msg['proto'] == RT_PROTO_KERNEL or _route_table(msg) != RT_TABLE_MAIN:
+    header = RTMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0, 0, 0, 0, 0)
+    for table, protocol, destination, gateway, index in (parse_route(payload) for payload in
+                                                         space.dump(RTM_GETROUTE, header)):
+        if protocol == RT_PROTO_KERNEL or table != RT_TABLE_MAIN:
             continue
-        family_any = '0.0.0.0' if msg['family'] == socket.AF_INET else '::'
-        dst = '%s/%d' % (msg.get_attr('RTA_DST') or family_any, msg['dst_len'])
-        found.append(Route(dst, msg.get_attr('RTA_GATEWAY'), names.get(msg.get_attr('RTA_OIF'))))
+        found.append(Route(destination, gateway, names.get(index)))
     return found
 
 
@@ -376,6 +377,34 @@ def normalize_cidr(cidr):
 def is_ipv6_link_local(cidr):
     ip = ipaddress.ip_interface(cidr).ip
     return ip.version == 6 and ip.is_link_local
+
+
+NETLINK_NETFILTER = 12
+NFT_MSG_GETGEN = (10 << 8) | 16    # NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_GETGEN
+NFTA_GEN_ID = 1
+
+
+def nftables_generation(namespace):
+    """The nftables generation of a namespace: the kernel counts every committed ruleset
+    change, per namespace, so an unchanged number means an unchanged ruleset (no fork)."""
+    with entered(namespace):
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
+    try:
+        sock.send(NLMSGHDR.pack(NLMSGHDR.size + 4, NFT_MSG_GETGEN, NLM_F_REQUEST, 1, 0) + struct.pack('=BBH', 0, 0, 0))
+        data = sock.recv(4096)
+    finally:
+        sock.close()
+    length, kind = NLMSGHDR.unpack_from(data)[:2]
+    if kind == NLMSG_ERROR:
+        code = -struct.unpack_from('=i', data, NLMSGHDR.size)[0]
+        raise NetlinkError(code, os.strerror(code))
+    offset = NLMSGHDR.size + 4
+    while offset + 4 <= length:
+        size, attr = struct.unpack_from('=HH', data, offset)
+        if attr & 0x3fff == NFTA_GEN_ID:
+            return struct.unpack_from('>I', data, offset + 4)[0]
+        offset += max(4, (size + 3) & ~3)
+    return None
 
 
 def sysctl_path(key):

@@ -72,15 +72,18 @@ NLM_F_DUMP = 0x300
 RTM_NEWLINK, RTM_GETLINK = 16, 18
 RTM_NEWADDR, RTM_GETADDR = 20, 22
 RTM_NEWNEIGH, RTM_GETNEIGH = 28, 30
+RTM_NEWROUTE, RTM_GETROUTE = 24, 26
 NLMSGHDR = struct.Struct('=IHHII')
 _NLATTR = struct.Struct('=HH')
 IFINFOMSG = struct.Struct('=BBHiII')
 IFADDRMSG = struct.Struct('=BBBBI')
 NDMSG = struct.Struct('=BBHiHBB')
+RTMSG = struct.Struct('=BBBBBBBBI')
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER, IFLA_LINKINFO, IFLA_IFALIAS = 1, 3, 4, 5, 10, 18, 20
 IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
 IFA_ADDRESS, IFA_LOCAL = 1, 2
 NDA_DST, NDA_LLADDR = 1, 2
+RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_TABLE = 1, 4, 5, 15
 # (attribute, name, decoder) of the link kinds whose identity the segments compare
 _INFO_FIELDS = {
     'vxlan': ((1, 'IFLA_VXLAN_ID', 'u32'), (2, 'IFLA_VXLAN_GROUP', 'ip'), (4, 'IFLA_VXLAN_LOCAL', 'ip'),
@@ -155,3 +158,15 @@ def parse_fdb_entry(payload):
     index = NDMSG.unpack_from(payload)[3]
     attrs = _attributes(payload, NDMSG.size)
     return index, _decode(attrs.get(NDA_LLADDR), 'mac'), _decode(attrs.get(NDA_DST), 'ip')
+
+
+def parse_route(payload):
+    """(table, protocol, 'destination/len' or None for a default, gateway or None, output
+    link index or None) from the payload of an RTM_NEWROUTE message."""
+    family, dst_len, _src_len, _tos, table, protocol = RTMSG.unpack_from(payload)[:6]
+    attrs = _attributes(payload, RTMSG.size)
+    if RTA_TABLE in attrs:
+        table = _decode(attrs[RTA_TABLE], 'u32')
+    destination = _decode(attrs.get(RTA_DST), 'ip') or ('0.0.0.0' if family == 2 else '::')
+    return (table, protocol, '%s/%d' % (destination, dst_len), _decode(attrs.get(RTA_GATEWAY), 'ip'),
+            _decode(attrs.get(RTA_OIF), 'u32'))

@@ -37,16 +37,18 @@ from ansible_collections.l3ha.routers.plugins.module_utils._router_namespace imp
     CREATION_SYSCTLS, NAMESPACE_SYSCTLS, NON_HA_SYSCTLS, clear_leftovers, ensure_static_routes, port_spec,
 )
 from ansible_collections.l3ha.routers.plugins.module_utils._restore import queue_install
+from ansible_collections.l3ha.routers.plugins.module_utils._router_nftables import RouterNftables
+from ansible_collections.l3ha.routers.plugins.module_utils._router_runtime import ensure_runtime, settled_state
 from ansible_collections.l3ha.routers.plugins.module_utils._router_files import (
     ensure_router_dir, ensure_router_files, restore_unchanged_files,
 )
 from ansible_collections.l3ha.routers.plugins.module_utils._segments import (
     ensure_segment, marker, segment_links, validate_segments,
 )
-from ansible_collections.l3ha.routers.plugins.module_utils._supervisor import SupervisorError, run_in
+from ansible_collections.l3ha.routers.plugins.module_utils._supervisor import SupervisorError
 from ansible_collections.l3ha.routers.plugins.module_utils._validate import Errors, ValidationError
 from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import (
-    CONNTRACKD_CONF, DRAINED_MARKER, KEEPALIVED_CONF, LINK_MARKER, NFTABLES_CHECKSUM, NFTABLES_RULES, NOTIFY_SCRIPT,
+    CONNTRACKD_CONF, DRAINED_MARKER, KEEPALIVED_CONF, LINK_MARKER, NFTABLES_RULES, NOTIFY_SCRIPT,
     NODE_SYSCTL_FLOORS, PORT_PREFIXES, ROUTERS_SUBDIR, STATE_DIR_MODE, namespace_of, router_config_dir, router_of,
     router_run_dir,
 )
@@ -67,7 +69,7 @@ class NodeReconciler(object):
         self.run_dir = params['run_dir']
         self.state_dir = params['state_dir']
         option = dict(MODULE_DEFAULTS['ha_routers'], **dict((k, v) for k, v in params.items() if v is not None))
-        self.nft_bin = option['nft_bin']
+        self.nftables = RouterNftables(option['nft_bin'], self.config_dir, self.run_dir)
         self.sysctl_file = option['sysctl_file']
         self.restore_dir = option['restore_dir']
         self.validate_on_node = bool(option['validate_on_node'])
@@ -204,7 +206,9 @@ class NodeReconciler(object):
             # before keepalived: its first transition already talks to conntrackd
             self._ensure_conntrackd(router, created, changes)
             if KEEPALIVED_CONF in router['files']:
-                self._ensure_keepalived(space, router, created, drained, changes)
+                pid = self._ensure_keepalived(space, router, created, drained, changes)
+                if ha and pid is not None:
+                    self._ensure_runtime(space, router, changes)
             elif not created:
                 self._ensure_no_keepalived(router, changes)
             changes.commit(self.check_mode)
@@ -260,22 +264,9 @@ class NodeReconciler(object):
         return router_run_dir(self.run_dir, name)
 
     def _ensure_nftables(self, router, created, changes):
-        content = router['files'].get(NFTABLES_RULES)
-        if content is None:
-            return
-        name = router['name']
-        marker_path = os.path.join(self._run_dir(name, changes), NFTABLES_CHECKSUM)
-        wanted = sha256_text(content)
-        loaded = (read_text(marker_path) or '').strip() or None
-        if loaded == wanted and not created:
-            return
-        changes.add('nftables', loaded[:12] if loaded else 'not loaded', wanted[:12],
-                    apply=partial(self._load_nftables, name, marker_path, wanted))
-
-    def _load_nftables(self, name, marker_path, checksum):
-        path = os.path.join(router_config_dir(self.config_dir, name), NFTABLES_RULES)
-        run_in(namespace_of(name), [self.nft_bin, '-f', path], 'loading nftables for router %s' % name)
-        write_atomic(marker_path, checksum + '\n', 0o600, durable=False)
+        if NFTABLES_RULES in router['files']:
+            self._run_dir(router['name'], changes)
+            self.nftables.ensure(router, created, changes)
 
     def _ensure_conntrackd(self, router, created, changes):
         """conntrackd runs with the router's conntrackd.conf (restarted when it changed), or not at all."""
@@ -305,7 +296,13 @@ class NodeReconciler(object):
         if self.processes.keepalived_pid(name) is not None:
             changes.add('keepalived', 'running', 'stopped', apply=partial(self.processes.stop_keepalived, name))
 
+    def _ensure_runtime(self, space, router, changes):
+        state, text = settled_state(self.run_dir, router['name'], alive=True)
+        if state is not None:
+            ensure_runtime(space, router, self.run_dir, state, text, changes)
+
     def _ensure_keepalived(self, space, router, created, drained, changes):
+        """Queue the start or reload keepalived needs; returns its pid when it runs and stays as it is."""
         name = router['name']
         processes = self.processes
         self._run_dir(name, changes)
@@ -313,7 +310,7 @@ class NodeReconciler(object):
         loaded = processes.keepalived_config(name)
         pid = None if created else processes.keepalived_pid(name)
         if pid is None and drained:
-            return  # the drain playbook stopped it on purpose
+            return None  # the drain playbook stopped it on purpose
         config_changed = loaded != wanted
         if pid is None:
             changes.add('keepalived', 'stopped', 'running',
@@ -321,6 +318,8 @@ class NodeReconciler(object):
         elif config_changed:
             changes.add('keepalived.config', loaded[:12] if loaded else 'unknown', wanted[:12],
                         apply=partial(processes.run_keepalived, name, pid, config_changed, wanted))
+            return None
+        return pid
 
     def _start_keepalived(self, space, router, created, config_changed, checksum):
         """Start keepalived on a clean slate: what a dead one left (processes, pid files, VIPs) goes first."""

@@ -93,7 +93,9 @@ STATE_FILE = 'state'
 KEEPALIVED_PID = 'keepalived.pid'
 VRRP_PID = 'vrrp.pid'
 CONFIG_CHECKSUM = 'config.sha256'
-NFTABLES_CHECKSUM = 'nftables.sha256'
+NFTABLES_CHECKSUM = 'nftables.sha256'      # 'CHECKSUM GENERATION' of the loaded file
+NFTABLES_LISTING = 'nftables.loaded'       # `nft list ruleset` right after the load
+NFTABLES_REPAIR = 'nftables.repair'        # the one-transaction repair script
 CONNTRACKD_CHECKSUM = 'conntrackd.sha256'
 # Named in the router's conntrackd.conf; left behind by a killed conntrackd.
 CONNTRACKD_LOCK = 'conntrackd.lock'
@@ -101,6 +103,11 @@ CONNTRACKD_SOCKET = 'conntrackd.ctl'
 CONNTRACKD_LOG = 'conntrackd.log'
 NOTIFY_FIFO = 'notify.fifo'
 SYSTEMD_UNIT = 'l3ha-keepalived@%s.service'
+# The table drain_stop.sh adds to mute a drained router (roles/l3ha/files, shell: named there too).
+DRAIN_NFT_TABLE = 'inet l3ha_drain'
+# A router's runtime (addresses, routes, IPv6 forwarding) is compared with its state only
+# when keepalived has held that state for this long: a transition in progress is no drift.
+RUNTIME_SETTLE_SECONDS = 2.0
 
 
 def namespace_of(router):
