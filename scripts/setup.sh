@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(iproute2 keepalived conntrackd conntrack nftables iputils-ping tcpdump
+APT_PACKAGES=(iproute2 keepalived conntrackd conntrack nftables iputils-ping tcpdump radvd
               procps psmisc util-linux python3-venv git shellcheck
               # machine nodes (`l3ha-lab up --nodes machine`): systemd-nspawn, the image
               # builder, the index of the nodes' package repository, the controller's ssh.

@@ -42,15 +42,20 @@ from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
 from ansible_collections.l3ha.routers.plugins.module_utils._defaults import RENDER_SETTINGS, TEMPLATES
-from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import CONNTRACKD_CONF
-from ansible_collections.l3ha.routers.plugins.module_utils._keepalived_test import find_keepalived, rendered_config_errors
+from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import CONNTRACKD_CONF, RADVD_CONF
+from ansible_collections.l3ha.routers.plugins.module_utils._keepalived_test import (
+    find_keepalived, find_radvd, rendered_config_errors,
+)
 from ansible_collections.l3ha.routers.plugins.plugin_utils._render import (
     choose_renderer, read_sources, render_router_files, router_inputs_checksum,
 )
-from ansible_collections.l3ha.routers.plugins.plugin_utils._router_view import RenderError, auth_warning
+from ansible_collections.l3ha.routers.plugins.plugin_utils._router_view import (
+    RenderError, auth_warning, router_service_names,
+)
 from ansible_collections.l3ha.routers.plugins.plugin_utils._secret import hide_vrrp_secret
 
 MODULE = "l3ha.routers.ha_routers"
+OPTIONAL_FILES = (CONNTRACKD_CONF, RADVD_CONF)  # rendered only for routers that use them
 display = Display()
 
 
@@ -66,8 +71,8 @@ class ActionModule(ActionBase):
         templates = module_args.pop("templates", None) or {}
         settings = self._template_settings(module_args)
         validate = module_args.pop("validate", True)
-        # keepalived -t where keepalived is: here, else on the node before any change
-        validated_on = ("controller" if find_keepalived() else "node") if validate else None
+        # keepalived -t (radvd --configtest) where they are: here, else on the node before any change
+        validated_on = ("controller" if find_keepalived() and find_radvd() else "node") if validate else None
         if validated_on == "node":
             module_args["validate_on_node"] = True
         self._vrrp_secret = settings.get("auth_pass") or None
@@ -85,6 +90,12 @@ class ActionModule(ActionBase):
                 router["inputs_checksum"] = router_inputs_checksum(shared, router)
                 if (facts.get(router.get("name")) or {}).get("inputs_checksum") == router["inputs_checksum"]:
                     sent[index] = dict((key, value) for key, value in router.items() if key != "files")
+        for router in sent:  # what the reconciler checks runs on a master (the view has it)
+            try:
+                router["service_names"] = router_service_names(router, settings)
+            except RenderError as error:
+                result.update(failed=True, msg=str(error))
+                return result
         module_args["routers"] = sent
 
         pending = [router for index, router in enumerate(routers) if sent[index] is router]
@@ -146,7 +157,7 @@ class ActionModule(ActionBase):
             try:
                 paths[file_name] = self._find_needle("templates", templates.get(file_name) or default)
             except AnsibleError as error:
-                if file_name == CONNTRACKD_CONF and file_name not in templates:
+                if file_name in OPTIONAL_FILES and file_name not in templates:
                     continue  # needed only by routers with conntrackd; they fail when rendering
                 raise AnsibleActionFail("template for %s: %s" % (file_name, to_text(error)))
         return paths

@@ -78,7 +78,7 @@ _value:
       description:
         - One entry per router, sorted by name, with C(name), C(tenant), C(vrid), C(ha),
           C(planned) (replica nodes), C(pending) (planned on nodes outside the run that made the
-          plan, not configured yet), C(replicas) (per node C(state), C(since), C(keepalived_alive),
+          plan, not configured yet), C(replicas) (per node C(state), C(since), C(keepalived_alive), C(services),
           C(reachable), C(drift)), C(masters) and C(flags).
       type: list
       elements: dict
@@ -132,7 +132,8 @@ def _replica(node, view, name):
              "drift": view["drift"].get(name, [])}
     if fact:
         entry.update(state=_get(fact, "state"), since=_get(fact, "since"),
-                     keepalived_alive=bool(_get(fact, "keepalived_alive", False)))
+                     keepalived_alive=bool(_get(fact, "keepalived_alive", False)),
+                     services=dict(_get(fact, "services") or {}))
     return entry
 
 
@@ -228,6 +229,10 @@ def _cell(replica, now):
     text = "%s: %s" % (replica["node"], state)
     if replica["since"] and replica["keepalived_alive"]:
         text += " since %s (%s)" % (_clock(replica["since"]), _age(now - replica["since"]))
+    services = replica.get("services") or {}
+    if services:  # master-only services that ran here: up on the master, nowhere else
+        text += " services: " + ", ".join("%s %s" % (name, "up" if up else "DOWN")
+                                          for name, up in sorted(services.items()))
     if not replica["planned"]:
         text += " [not planned]"
     return text

@@ -24,6 +24,7 @@ SYSTEMD_UNIT_DIR = '/etc/systemd/system'
 KEEPALIVED_COMMAND = '/usr/sbin/keepalived'
 NFT_COMMAND = '/usr/sbin/nft'
 CONNTRACKD_COMMAND = '/usr/sbin/conntrackd'
+RADVD_COMMAND = '/usr/sbin/radvd'
 IP_COMMAND = '/usr/sbin/ip'
 
 NODES_GROUP = 'l3ha_network_nodes'
@@ -66,6 +67,10 @@ RENDER_SETTINGS = {
     'run_dir': RUN_DIR,
     'conntrackd': False,
     'conntrackd_command': CONNTRACKD_COMMAND,
+    'master_services': [],
+    'radvd': True,
+    'radvd_command': RADVD_COMMAND,
+    'supervisor': 'reconciler',
 }
 
 TEMPLATES = {
@@ -73,6 +78,7 @@ TEMPLATES = {
     'notify.sh': 'notify.sh.j2',
     'nftables.nft': 'nftables.nft.j2',
     'conntrackd.conf': 'conntrackd.conf.j2',
+    'radvd.conf': 'radvd.conf.j2',
 }
 
 DRAIN_TIMEOUT = 60
@@ -98,7 +104,7 @@ ROLE_DEFAULTS = {
     'l3ha_run_dir': RUN_DIR,
     'l3ha_state_dir': STATE_DIR,
     'l3ha_install_packages': True,
-    'l3ha_packages': ['keepalived', 'nftables', 'iproute2', 'iputils-ping', 'python3-pyroute2'],
+    'l3ha_packages': ['keepalived', 'nftables', 'iproute2', 'iputils-ping', 'python3-pyroute2', 'radvd'],
     'l3ha_conntrackd_packages': ['conntrackd'],
     'l3ha_supported_distributions': ['Debian 12', 'Ubuntu 24.04'],
     'l3ha_sysctl_file': '/etc/sysctl.d/60-l3ha.conf',
@@ -127,6 +133,10 @@ ROLE_DEFAULTS = {
     'l3ha_validate_keepalived': True,
     'l3ha_conntrackd': RENDER_SETTINGS['conntrackd'],
     'l3ha_conntrackd_command': CONNTRACKD_COMMAND,
+    'l3ha_master_services': RENDER_SETTINGS['master_services'],
+    'l3ha_radvd': RENDER_SETTINGS['radvd'],
+    'l3ha_radvd_command': RADVD_COMMAND,
+    'l3ha_radvd_template': TEMPLATES['radvd.conf'],
     'l3ha_status_json': '',
     'l3ha_drain_node': '',
     'l3ha_retire_node': '',

@@ -14,9 +14,10 @@ from ansible_collections.l3ha.routers.plugins.module_utils._cluster_store import
 from ansible_collections.l3ha.routers.plugins.module_utils._files import read_text, sha256_text
 from ansible_collections.l3ha.routers.plugins.module_utils._netlink import list_namespaces
 from ansible_collections.l3ha.routers.plugins.module_utils._router_files import as_written, read_record, router_file_texts
-from ansible_collections.l3ha.routers.plugins.module_utils._supervisor import keepalived_pid
+from ansible_collections.l3ha.routers.plugins.module_utils._services import SERVICE_FILE_RE, service_pid_path
+from ansible_collections.l3ha.routers.plugins.module_utils._supervisor import keepalived_pid, pid_running
 from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import (
-    ALWAYS_RENDERED, CONFIG_CHECKSUM, DRAINED_MARKER, ROUTERS_SUBDIR, STATE_FILE, VRRP_STATES, namespace_of, router_of,
+    ALWAYS_RENDERED, CONFIG_CHECKSUM, RADVD_CONF, DRAINED_MARKER, ROUTERS_SUBDIR, STATE_FILE, VRRP_STATES, namespace_of, router_of,
     router_run_dir,
 )
 
@@ -36,6 +37,11 @@ def parse_state(text):
     return state, since
 
 
+def services_running(run, names):
+    """{service: running} of a router's master-only services, from their pid files."""
+    return dict((name, pid_running(service_pid_path(run, name)) is not None) for name in names)
+
+
 def router_facts(name, config_dir, run_dir, namespaces):
     record = read_record(config_dir, name)
     run = router_run_dir(run_dir, name)
@@ -44,8 +50,13 @@ def router_facts(name, config_dir, run_dir, namespaces):
     alive = namespace in namespaces and keepalived_pid(run_dir, name, namespace) is not None
     files = router_file_texts(config_dir, name)
     # the files whose checksums the action plugin compares (conntrackd.conf is not validated)
-    checksums = dict((fname, sha256_text(files[fname])) for fname in ALWAYS_RENDERED if fname in files)
+    checksums = dict((fname, sha256_text(files[fname])) for fname in ALWAYS_RENDERED + (RADVD_CONF,) if fname in files)
     loaded = (read_text(os.path.join(run, CONFIG_CHECKSUM)) or '').strip() or None
+    # master-only services that recorded a pid (they remove it when stopped)
+    services = {}
+    if alive and os.path.isdir(run):
+        names = [f[len('service-'):-len('.pid')] for f in os.listdir(run) if SERVICE_FILE_RE.match(f)]
+        services = services_running(run, sorted(names))
     return {
         'tenant': record.get('tenant'),
         'vrid': record.get('vrid'),
@@ -58,6 +69,7 @@ def router_facts(name, config_dir, run_dir, namespaces):
         'keepalived_alive': alive,
         'checksums': checksums,
         'loaded_config_checksum': loaded,
+        'services': services,
         'metadata': record.get('metadata') or {},
         # what its files were rendered from, while they are as written (else null: render again)
         'inputs_checksum': record.get('inputs_checksum') if as_written(files, record) else None,

@@ -1,6 +1,7 @@
 # Copyright: l3ha.routers contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""``keepalived -t`` validation of a rendered keepalived.conf.
+"""``keepalived -t`` validation of a rendered keepalived.conf (and ``radvd --configtest``
+of a radvd.conf).
 
 Private to the collection. It runs where keepalived is: on the controller (the
 ha_routers action plugin, before anything goes to a node), or, when the controller has
@@ -19,31 +20,37 @@ import subprocess
 import tempfile
 
 from ansible_collections.l3ha.routers.plugins.module_utils._files import sha256_text
-from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import KEEPALIVED_CONF, NOTIFY_SCRIPT
+from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import KEEPALIVED_CONF, NOTIFY_SCRIPT, RADVD_CONF
 
 
-def find_keepalived():
-    """keepalived on this machine's PATH, or None (then the node validates)."""
-    candidate = shutil.which("keepalived")
+def find_tool(name):
+    """`name` on this machine's PATH, or None (then the node validates)."""
+    candidate = shutil.which(name)
     return candidate if candidate and os.access(candidate, os.X_OK) else None
 
 
-def keepalived_config_errors(keepalived, text, script_path, script_text):
-    """``keepalived -t`` output for one config, or None when it passes.
+def find_keepalived():
+    return find_tool("keepalived")
 
-    The config names its notify.sh by the path on the node; a copy of the script is put
-    at a temporary path and the config pointed at it, so the check needs no node files.
-    """
+
+def find_radvd():
+    return find_tool("radvd")
+
+
+WORKDIR = "@L3HA_VALIDATION_DIR@"
+
+
+def _check_files(files, argv):
+    """Write {name: (text, mode)} to a temporary directory and run ``argv`` (WORKDIR, in
+    the texts and the arguments, replaced by its path); the output when it fails, else None."""
     workdir = tempfile.mkdtemp(prefix="l3ha-validate-")
     try:
-        script = os.path.join(workdir, NOTIFY_SCRIPT)
-        with open(script, "w") as handle:
-            handle.write(script_text)
-        os.chmod(script, 0o700)
-        config = os.path.join(workdir, KEEPALIVED_CONF)
-        with open(config, "w") as handle:
-            handle.write(text.replace(script_path, script))
-        result = subprocess.run([keepalived, "-t", "-f", config], capture_output=True, text=True,
+        for name, (text, mode) in files.items():
+            path = os.path.join(workdir, name)
+            with open(path, "w") as handle:
+                handle.write(text.replace(WORKDIR, workdir))
+            os.chmod(path, mode)
+        result = subprocess.run([arg.replace(WORKDIR, workdir) for arg in argv], capture_output=True, text=True,
                                 timeout=30, check=False)
         if result.returncode == 0:
             return None
@@ -52,7 +59,23 @@ def keepalived_config_errors(keepalived, text, script_path, script_text):
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def rendered_config_errors(routers, script_paths, facts, keepalived=None, where="controller"):
+def radvd_config_errors(radvd, text):
+    """``radvd --configtest`` output for one radvd.conf, or None when it passes."""
+    return _check_files({RADVD_CONF: (text, 0o600)}, [radvd, "--configtest", "-C", WORKDIR + "/" + RADVD_CONF])
+
+
+def keepalived_config_errors(keepalived, text, script_path, script_text):
+    """``keepalived -t`` output for one config, or None when it passes.
+
+    The config names its notify.sh by the path on the node; a copy of the script is put
+    in the temporary directory and the config pointed at it, so the check needs no node files.
+    """
+    marker = WORKDIR + "/" + NOTIFY_SCRIPT
+    return _check_files({NOTIFY_SCRIPT: (script_text, 0o700), KEEPALIVED_CONF: (text.replace(script_path, marker), 0o600)},
+                        [keepalived, "-t", "-f", WORKDIR + "/" + KEEPALIVED_CONF])
+
+
+def rendered_config_errors(routers, script_paths, facts, keepalived=None, where="controller", radvd=None):
     """An error naming the router for every rendered keepalived.conf of ``routers`` that
     ``keepalived -t`` rejects; none when keepalived is not installed here.
 
@@ -60,9 +83,18 @@ def rendered_config_errors(routers, script_paths, facts, keepalived=None, where=
     the node's ``facts`` report (the one it runs) was checked before and is skipped.
     """
     keepalived = keepalived or find_keepalived()
-    if keepalived is None:
-        return []
+    radvd = radvd or find_radvd()
     errors = []
+    for router in routers:
+        text = router["files"].get(RADVD_CONF)
+        known = (facts.get(router["name"]) or {}).get("checksums") or {}
+        if radvd and text is not None and known.get(RADVD_CONF) != sha256_text(text):
+            output = radvd_config_errors(radvd, text)
+            if output:
+                errors.append("router %s: radvd.conf does not pass radvd --configtest (validated on the %s): %s"
+                              % (router["name"], where, output))
+    if keepalived is None:
+        return errors
     for router in routers:
         text = router["files"][KEEPALIVED_CONF]
         known = facts.get(router["name"]) or {}

@@ -19,6 +19,7 @@ except ImportError:  # reported by plan(), so the import sanity test passes
 from ansible_collections.l3ha.routers.plugins.module_utils._plan_values import (
     Invalid, field as _field, inside, parse_interface, parse_ip, parse_network, to_bool, to_int,
 )
+from ansible_collections.l3ha.routers.plugins.module_utils._services import ServiceError, parse_services
 from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import (
     PLANNED_VRID_MAX, ROUTER_NAME_MAX, ROUTER_NAME_RE, TENANT_NAME_RE, VRID_MIN, as_list,
 )
@@ -46,6 +47,7 @@ class Router:
         self.routes = []  # [(IPNetwork, IPAddress)]
         self.floating_ips = []  # [(IPAddress external, IPAddress internal)]
         self.conntrackd = None  # None = the role's l3ha_conntrackd decides
+        self.master_services = []  # its own, besides the role's l3ha_master_services
 
 
 def router_networks(router):
@@ -92,7 +94,8 @@ def read_routers(inputs, raw):
 
 
 _ROUTER_KEYS = frozenset(("name", "tenant", "ha", "min_nodes", "max_nodes", "availability_zones", "vrid",
-                          "gateway", "interfaces", "routes", "floating_ips", "state", "conntrackd"))
+                          "gateway", "interfaces", "routes", "floating_ips", "state", "conntrackd",
+                          "master_services"))
 
 
 def _read_router(inputs, name, spec):
@@ -126,6 +129,10 @@ def _read_router(inputs, name, spec):
         router.conntrackd = _field(errors, where, "conntrackd", to_bool, spec.get("conntrackd"))
         if router.conntrackd and router.ha is False:
             errors.append("%s: conntrackd is true but ha is false (it syncs HA replicas)" % where)
+    try:
+        router.master_services = parse_services(spec.get("master_services"), "master_services")
+    except ServiceError as exc:
+        errors.append("%s: %s" % (where, exc))
     return router
 
 

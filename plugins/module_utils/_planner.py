@@ -247,6 +247,8 @@ class _Builder:
         }
         if router.conntrackd is not None:  # else the role's l3ha_conntrackd decides
             shared["conntrackd"] = router.conntrackd
+        if router.master_services:
+            shared["master_services"] = router.master_services
         return shared
 
     def _port(self, kind, name, segment, mac_key):

@@ -26,7 +26,7 @@ class VethSpec(object):
 
     def __init__(self, name, peer, namespace=None, peer_namespace=None, mac=None, peer_mac=None,
                  mtu=None, up=True, addresses=None, peer_addresses=None, exclusive_addresses=False,
-                 peer_master=None, alias=None, peer_alias=None, sysctls=None):
+                 peer_master=None, alias=None, peer_alias=None, sysctls=None, peer_sysctls=None):
         self.name = name
         self.peer = peer
         self.namespace = namespace
@@ -43,6 +43,7 @@ class VethSpec(object):
         self.peer_alias = peer_alias
         # sysctls of the end, set before it goes up: {'net/ipv6/conf/{dev}/addr_gen_mode': '1'}
         self.sysctls = sysctls or {}
+        self.peer_sysctls = peer_sysctls or {}
 
 
 class NewNamespace(object):
@@ -209,7 +210,7 @@ def _ensure_attributes(view, end_space, peer_space, spec, changes):
     sides = (
         (view, end_space, spec.name, spec.mac, spec.alias, None, spec.addresses, spec.sysctls),
         (peer_space, peer_space, spec.peer, spec.peer_mac, spec.peer_alias, peer_master_index,
-         spec.peer_addresses, {}),
+         spec.peer_addresses, spec.peer_sysctls),
     )
     for space, target, name, mac, alias, master, addresses, sysctls in sides:
         link = space.link(name)
@@ -239,7 +240,7 @@ def _ensure_attributes(view, end_space, peer_space, spec, changes):
             if wanted:
                 changes.then(partial(_set_link, target, name, wanted))
             wanted = {}
-            _ensure_sysctls(space, name, sysctls, changes)
+            ensure_link_sysctls(space, name, sysctls, changes)
         if state:
             wanted['state'] = state
         if wanted:
@@ -252,12 +253,15 @@ def _set_link(space, name, attrs):
     space.set_link(name, **attrs)
 
 
-def _ensure_sysctls(space, name, sysctls, changes):
+def ensure_link_sysctls(space, name, sysctls, changes):
+    """Queue the writes of a link's sysctls ({'net/ipv6/conf/{dev}/KEY': VALUE}) that differ."""
     if getattr(space, 'moving', None) and space.moving(name):
         current = {}  # not in that namespace yet: its sysctls there are the ones it gets on arrival
     else:
         with entered(space.name):
             current = dict((key, read_sysctl(key)) for key in (t.format(dev=name) for t in sysctls))
+        # a sysctl this kernel does not have (IPv6 off at boot) is nothing to set
+        sysctls = dict((t, v) for t, v in sysctls.items() if current[t.format(dev=name)] is not None)
     writes = []
     for template, value in sorted(sysctls.items()):
         key = template.format(dev=name)

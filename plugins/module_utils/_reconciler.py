@@ -21,7 +21,7 @@ import os
 from functools import partial
 
 from ansible_collections.l3ha.routers.plugins.module_utils._changes import Changes, Unrecorded
-from ansible_collections.l3ha.routers.plugins.module_utils._defaults import MODULE_DEFAULTS
+from ansible_collections.l3ha.routers.plugins.module_utils._defaults import MODULE_DEFAULTS, RADVD_COMMAND
 from ansible_collections.l3ha.routers.plugins.module_utils._files import (
     file_drift, read_text, remove_tree, sha256_text, write_atomic,
 )
@@ -38,7 +38,9 @@ from ansible_collections.l3ha.routers.plugins.module_utils._router_namespace imp
 )
 from ansible_collections.l3ha.routers.plugins.module_utils._restore import queue_install
 from ansible_collections.l3ha.routers.plugins.module_utils._router_nftables import RouterNftables
-from ansible_collections.l3ha.routers.plugins.module_utils._router_runtime import ensure_runtime, settled_state
+from ansible_collections.l3ha.routers.plugins.module_utils._router_runtime import (
+    ensure_runtime, ensure_services, settled_state,
+)
 from ansible_collections.l3ha.routers.plugins.module_utils._router_files import (
     ensure_router_dir, ensure_router_files, restore_unchanged_files,
 )
@@ -48,7 +50,7 @@ from ansible_collections.l3ha.routers.plugins.module_utils._segments import (
 from ansible_collections.l3ha.routers.plugins.module_utils._supervisor import SupervisorError
 from ansible_collections.l3ha.routers.plugins.module_utils._validate import Errors, ValidationError
 from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import (
-    CONNTRACKD_CONF, DRAINED_MARKER, KEEPALIVED_CONF, LINK_MARKER, NFTABLES_RULES, NOTIFY_SCRIPT,
+    CONNTRACKD_CONF, DRAINED_MARKER, KEEPALIVED_CONF, RADVD_CONF, LINK_MARKER, NFTABLES_RULES, NOTIFY_SCRIPT,
     NODE_SYSCTL_FLOORS, PORT_PREFIXES, ROUTERS_SUBDIR, STATE_DIR_MODE, namespace_of, router_config_dir, router_of,
     router_run_dir,
 )
@@ -105,17 +107,19 @@ class NodeReconciler(object):
             root.close()
 
     def _validate_configs(self):
-        """keepalived -t here, for every keepalived.conf that differs from the node's, before
-        anything changes (the controller had no keepalived)."""
+        """keepalived -t (radvd --configtest) here, for every config that differs from the
+        node's, before anything changes (the controller did not have them)."""
         on_disk, scripts = {}, {}
         for router in self.routers:
             name = router['name']
             directory = router_config_dir(self.config_dir, name)
-            text = read_text(os.path.join(directory, KEEPALIVED_CONF))
-            on_disk[name] = {'checksums': {KEEPALIVED_CONF: sha256_text(text)}} if text is not None else {}
+            texts = dict((f, read_text(os.path.join(directory, f))) for f in (KEEPALIVED_CONF, RADVD_CONF))
+            on_disk[name] = {'checksums': dict((f, sha256_text(t)) for f, t in texts.items() if t is not None)}
             scripts[name] = os.path.join(directory, NOTIFY_SCRIPT)
         routers = [r for r in self.routers if KEEPALIVED_CONF in (r.get('files') or {}) and NOTIFY_SCRIPT in r['files']]
-        problems = rendered_config_errors(routers, scripts, on_disk, keepalived=self.keepalived_bin, where='node')
+        radvd = RADVD_COMMAND if os.access(RADVD_COMMAND, os.X_OK) else None
+        problems = rendered_config_errors(routers, scripts, on_disk, keepalived=self.keepalived_bin, where='node',
+                                          radvd=radvd)
         if problems:
             raise ValidationError(problems)
 
@@ -300,6 +304,7 @@ class NodeReconciler(object):
         state, text = settled_state(self.run_dir, router['name'], alive=True)
         if state is not None:
             ensure_runtime(space, router, self.run_dir, state, text, changes)
+            ensure_services(router, self.config_dir, self.run_dir, state, text, changes)
 
     def _ensure_keepalived(self, space, router, created, drained, changes):
         """Queue the start or reload keepalived needs; returns its pid when it runs and stays as it is."""

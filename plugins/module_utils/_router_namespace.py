@@ -18,7 +18,7 @@ from ansible_collections.l3ha.routers.plugins.module_utils._netlink import (
     RT_PROTO_KERNEL, RT_TABLE_LOCAL, Route, is_ipv6_link_local, normalize_cidr,
 )
 from ansible_collections.l3ha.routers.plugins.module_utils._ports import VethSpec
-from ansible_collections.l3ha.routers.plugins.module_utils._segments import marker
+from ansible_collections.l3ha.routers.plugins.module_utils._segments import ROOT_LINK_SYSCTLS, marker
 from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import namespace_of
 
 # Router-wide sysctls, checked on every run (Neutron learned each through a bug):
@@ -69,6 +69,7 @@ def port_spec(router, port, segments):
         alias=marker(router['name']) if is_ha else None,
         peer_alias=marker(router['name']),
         sysctls=HA_PORT_SYSCTLS if is_ha else SHARED_MAC_PORT_SYSCTLS,
+        peer_sysctls=ROOT_LINK_SYSCTLS,
     )
 
 

@@ -6,7 +6,8 @@
 Private to the collection; the reconciler's runtime step for an HA router whose
 keepalived runs and has held its state for RUNTIME_SETTLE_SECONDS. The master holds every
 address and route of its keepalived.conf and forwards IPv6; a backup (or a replica in
-FAULT) holds none of them besides its HA address and does not forward IPv6. Repairs
+FAULT) holds none of them besides its HA address and does not forward IPv6; the master
+runs the router's master-only services and no other replica does. Repairs
 never fail the router over: the missing pieces are added (or the extra ones removed)
 directly, and only while the state file still says what it said when they were found.
 """
@@ -19,13 +20,15 @@ import os
 import time
 from functools import partial
 
-from ansible_collections.l3ha.routers.plugins.module_utils._facts import parse_state
+from ansible_collections.l3ha.routers.plugins.module_utils._facts import parse_state, services_running
 from ansible_collections.l3ha.routers.plugins.module_utils._files import read_text
 from ansible_collections.l3ha.routers.plugins.module_utils._netlink import (
     Route, entered, is_ipv6_link_local, normalize_cidr, read_sysctl, write_sysctls,
 )
+from ansible_collections.l3ha.routers.plugins.module_utils._supervisor import run_in
 from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import (
-    KEEPALIVED_CONF, RUNTIME_SETTLE_SECONDS, STATE_FILE, router_run_dir,
+    KEEPALIVED_CONF, NOTIFY_SCRIPT, RUNTIME_SETTLE_SECONDS, STATE_FILE, namespace_of, router_config_dir,
+    router_run_dir,
 )
 
 # the keepalived.conf blocks that put addresses and routes on the master
@@ -79,6 +82,28 @@ def settled_state(run_dir, name, alive, now=None):
     return state, text
 
 
+def ensure_services(router, config_dir, run_dir, state, state_text, changes):
+    """The master runs every master-only service, any other replica none; notify.sh starts
+    or stops them (as on a transition)."""
+    run = router_run_dir(run_dir, router['name'])
+    master = state == 'master'
+    wrong = [name for name, running in sorted(services_running(run, router.get('service_names') or []).items())
+             if running != master]
+    for name in wrong:
+        changes.add('%s: service %s' % (state, name), 'stopped' if master else 'running',
+                    'running' if master else 'stopped')
+    if wrong:
+        script = os.path.join(router_config_dir(config_dir, router['name']), NOTIFY_SCRIPT)
+        changes.then(partial(_if_unchanged, os.path.join(run, STATE_FILE), state_text, run_in,
+                             namespace_of(router['name']), [script, 'services', 'start' if master else 'stop'],
+                             'master-only services of router %s' % router['name']))
+
+
+def _if_unchanged(state_path, state_text, function, *args):
+    if read_text(state_path) == state_text:
+        function(*args)
+
+
 def ensure_runtime(space, router, run_dir, state, state_text, changes):
     """Queue the repair of what differs between the namespace and `state` (master or not)."""
     wanted_addresses, wanted_routes = master_runtime(router['files'].get(KEEPALIVED_CONF))
@@ -110,13 +135,12 @@ def ensure_runtime(space, router, run_dir, state, state_text, changes):
         changes.add('%s: sysctl %s' % (state, IPV6_FORWARDING), forwarding, wanted_forwarding)
         sysctls.append((IPV6_FORWARDING, wanted_forwarding))
     if add or remove or add_routes or remove_routes or sysctls:
-        changes.then(partial(_repair, space, os.path.join(router_run_dir(run_dir, router['name']), STATE_FILE),
-                             state_text, add, remove, add_routes, remove_routes, sysctls))
+        # only while keepalived keeps the state it had: else it moves these itself
+        changes.then(partial(_if_unchanged, os.path.join(router_run_dir(run_dir, router['name']), STATE_FILE),
+                             state_text, _repair, space, add, remove, add_routes, remove_routes, sysctls))
 
 
-def _repair(space, state_path, state_text, add, remove, add_routes, remove_routes, sysctls):
-    if read_text(state_path) != state_text:
-        return  # keepalived changed state meanwhile: it moves these itself
+def _repair(space, add, remove, add_routes, remove_routes, sysctls):
     for cidr, dev in remove:
         space.delete_address(dev, cidr)
     for route in remove_routes:

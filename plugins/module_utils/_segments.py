@@ -22,6 +22,7 @@ from functools import partial
 
 from ansible_collections.l3ha.routers.plugins.module_utils._changes import Unrecorded
 from ansible_collections.l3ha.routers.plugins.module_utils._netlink import NetlinkError
+from ansible_collections.l3ha.routers.plugins.module_utils._ports import ensure_link_sysctls
 from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import LINK_MARKER, VLAN_ID_MAX, VLAN_ID_MIN
 from ansible_collections.l3ha.routers.plugins.module_utils._validate import (
     ifname_problem, int_range_problem, ip_problem, mtu_problem, vni_problem,
@@ -151,7 +152,14 @@ def _create_link(root, name, kind, identity, seg, owner, master):
     details.apply()
 
 
+# The node's own links on tenant segments (bridges, VXLAN devices, router port peers)
+# carry the tenants' frames and need no IP: without IPv6 the node neither takes a default
+# route and an address from a tenant router's advertisements nor sends MLD/DAD/RS there.
+ROOT_LINK_SYSCTLS = {'net/ipv6/conf/{dev}/disable_ipv6': '1'}
+
+
 def _ensure_link_attributes(root, link, seg, owner, master, changes):
+    ensure_link_sysctls(root, link.name, ROOT_LINK_SYSCTLS, changes)
     wanted = {}
     if link.alias != marker(owner):
         changes.add(link.name + '.alias', link.alias, marker(owner))

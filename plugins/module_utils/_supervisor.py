@@ -115,6 +115,13 @@ def _process_state(pid):
     return comm, state
 
 
+def pid_running(path):
+    """The pid in a pid file when that process runs (not a zombie), else None."""
+    pid = read_pid(path)
+    state = _process_state(pid) if pid else None
+    return pid if state is not None and state[1] not in ('Z', 'X') else None
+
+
 def keepalived_pid(run_dir, name, namespace):
     """pid of the router's live keepalived in its namespace, else None.
 

@@ -63,6 +63,7 @@ KEEPALIVED_CONF = 'keepalived.conf'
 NOTIFY_SCRIPT = 'notify.sh'
 NFTABLES_RULES = 'nftables.nft'
 CONNTRACKD_CONF = 'conntrackd.conf'
+RADVD_CONF = 'radvd.conf'
 # Rendered on the controller, written by the reconciler, with their modes. conntrackd.conf
 # only for routers that sync connections.
 ROUTER_FILES = {
@@ -70,8 +71,9 @@ ROUTER_FILES = {
     NOTIFY_SCRIPT: 0o700,
     NFTABLES_RULES: 0o600,
     CONNTRACKD_CONF: 0o600,
+    RADVD_CONF: 0o600,
 }
-# Every router gets these; CONNTRACKD_CONF only with conntrackd.
+# Every router gets these; CONNTRACKD_CONF only with conntrackd, RADVD_CONF only with radvd.
 ALWAYS_RENDERED = (KEEPALIVED_CONF, NOTIFY_SCRIPT, NFTABLES_RULES)
 # Written by the reconciler from the plan entry (router_facts reads it back).
 RECORD_FILE = 'router.json'

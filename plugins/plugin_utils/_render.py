@@ -21,17 +21,19 @@ from jinja2 import Environment, StrictUndefined, TemplateError, TemplateSyntaxEr
 
 from ansible_collections.l3ha.routers.plugins.module_utils import _defaults, _vocabulary
 from ansible_collections.l3ha.routers.plugins.module_utils._files import sha256_text
-from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import ALWAYS_RENDERED, CONNTRACKD_CONF
+from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import ALWAYS_RENDERED, CONNTRACKD_CONF, RADVD_CONF
 from ansible_collections.l3ha.routers.plugins.plugin_utils import _router_view
 from ansible_collections.l3ha.routers.plugins.plugin_utils._router_view import router_view
 
 
 def render_router_files(render_template, router, settings):
     """({file name: text}, view) for one router; ``render_template(file_name, variables)``.
-    conntrackd.conf is rendered only for a router that syncs connections."""
+    conntrackd.conf is rendered only for a router that syncs connections, radvd.conf only
+    for one that sends router advertisements."""
     view = router_view(router, settings)
     variables = {"router": router, "view": view}
-    names = ALWAYS_RENDERED + ((CONNTRACKD_CONF,) if view["conntrackd"] else ())
+    names = (ALWAYS_RENDERED + ((CONNTRACKD_CONF,) if view["conntrackd"] else ())
+             + ((RADVD_CONF,) if view["radvd"] else ()))
     return {file_name: render_template(file_name, variables) for file_name in names}, view
 
 

@@ -28,6 +28,9 @@ from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import (
     CONNTRACKD_CONF, CONNTRACKD_LOCK, CONNTRACKD_LOG, CONNTRACKD_SOCKET, KEEPALIVED_CONF, NOTIFY_FIFO,
     NOTIFY_SCRIPT, VRRP_STATES, as_list, router_config_dir, router_run_dir,
 )
+from ansible_collections.l3ha.routers.plugins.plugin_utils._services_view import (
+    RenderError, service_names, services_section,
+)
 
 MANAGED = "Managed by Ansible (l3ha.routers); local changes are overwritten."
 # conntrackd's sync port on the HA network (its documented default) and cache sizes.
@@ -35,10 +38,6 @@ CONNTRACKD_PORT = 3780
 CONNTRACKD_HASH_SIZE = 8192
 CONNTRACKD_HASH_LIMIT = 131072
 CONNTRACKD_PURGE_TIMEOUT = 15
-
-
-class RenderError(ValueError):
-    """Bad input for rendering; the message names the router and the field."""
 
 
 def _interface(text, router, field):
@@ -409,4 +408,13 @@ def router_view(router, settings=None):
         "conntrackd": conntrackd_section(router, merged, ha),
         "paths": paths_section(merged, name),
     })
+    view.update(services_section(router, internal, merged, view["paths"]["run"]))
     return view
+
+
+def router_service_names(router, settings=None):
+    """The master-only services of one plan entry, by name, without the rest of the view."""
+    merged = dict(RENDER_SETTINGS)
+    merged.update({key: value for key, value in (settings or {}).items() if value is not None})
+    internal = internal_section(router, ports_by_kind(router))
+    return service_names(router, internal, merged, paths_section(merged, router["name"])["run"])

@@ -30,9 +30,10 @@ def drift_lab(converged):
     wait_settled(converged, NODES, ROUTERS)
 
 
-def drift(lab):
+def drift(lab, extra_vars=None):
     """{(node, router): [change lines]} that `site --check` reports, and its recap."""
-    run = run_playbook(lab, inventories=[INVENTORY], check=True, env={"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json"})
+    run = run_playbook(lab, inventories=[INVENTORY], check=True, extra_vars=extra_vars,
+                       env={"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json"})
     assert run.returncode == 0, run.tail()
     report = json.loads(run.stdout[run.stdout.index("{"):])
     found = {}

@@ -273,9 +273,9 @@ def test_a_dead_daemon_is_started_again(tmp_path, monkeypatch):
 def test_a_router_with_conntrackd_needs_the_template():
     """Callers that pass only the three classic templates still render other routers."""
     paths = {name: str(TEMPLATES / path) for name, path in DEFAULT_TEMPLATES.items()
-             if name != "conntrackd.conf"}
+             if name not in ("conntrackd.conf", "radvd.conf")}
     renderer = make_renderer(Templar(loader=DataLoader()), read_sources(paths), {})
-    files, _view = render_router_files(renderer, pair_router(), {})
+    files, _view = render_router_files(renderer, pair_router(), {"radvd": False})
     assert sorted(files) == ["keepalived.conf", "nftables.nft", "notify.sh"]
     with pytest.raises(AnsibleError, match="no template for conntrackd.conf"):
-        render_router_files(renderer, pair_router(conntrackd=True), {})
+        render_router_files(renderer, pair_router(conntrackd=True), {"radvd": False})

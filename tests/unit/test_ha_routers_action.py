@@ -60,7 +60,10 @@ def test_every_router_is_rendered_then_none_while_the_node_has_its_files():
     first = run({"routers": routers(), "validate": False}, node)
     assert first["rendered"] == ["demo-r1", "demo-r2"]
     sent = node.calls[0]
-    assert all(sorted(router["files"]) == ["keepalived.conf", "nftables.nft", "notify.sh"] for router in sent)
+    # both have an IPv6 subnet inside: they send router advertisements (radvd)
+    assert all(sorted(router["files"]) == ["keepalived.conf", "nftables.nft", "notify.sh", "radvd.conf"]
+               for router in sent)
+    assert [router["service_names"] for router in sent] == [["radvd"], ["radvd"]]
     assert all(router["inputs_checksum"] for router in sent)
     second = run({"routers": routers(), "validate": False}, node, facts=facts_of(sent))
     assert second["rendered"] == []
@@ -108,7 +111,7 @@ def test_bad_input_fails_before_the_module_runs():
 
 def test_unknown_template_files_are_refused():
     with pytest.raises(AnsibleActionFail, match="templates: unknown file"):
-        run({"routers": routers(), "templates": {"radvd.conf": "x.j2"}}, FakeNode())
+        run({"routers": routers(), "templates": {"dhcpd.conf": "x.j2"}}, FakeNode())
 
 
 def test_the_vrrp_secret_is_kept_out_of_the_result():

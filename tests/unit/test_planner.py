@@ -35,6 +35,8 @@ ERRORS = [
     ("name length", _set(("routers", 0, "name"), "r" * 49), "at most 48 characters"),
     ("duplicate name", _set(("routers", 1, "name"), "r1"), "router 'r1': name is defined twice (entries #0 and #1)"),
     ("unknown field", _set(("routers", 0, "colour"), "red"), "router 'r1': colour is not a known field"),
+    ("bad master service", _set(("routers", 0, "master_services"), [{"name": "md"}]),
+     "router 'r1': master_services[0].command must be a non-empty list"),
     ("bad tenant", _set(("routers", 0, "tenant"), "Demo!"), "router 'r1': tenant 'Demo!' must match"),
     ("bad state", _set(("routers", 0, "state"), "gone"), "router 'r1': state 'gone' is not one of present, absent"),
     # networks and addresses

@@ -5,6 +5,7 @@ import pytest
 from ansible_collections.l3ha.routers.plugins.module_utils._defaults import RENDER_SETTINGS
 from ansible_collections.l3ha.routers.plugins.plugin_utils import _router_view as view
 from ansible_collections.l3ha.routers.plugins.plugin_utils._router_view import RenderError
+from ansible_collections.l3ha.routers.plugins.plugin_utils._services_view import services_section
 from test_templates import bare_router, full_router, single_router
 
 
@@ -284,6 +285,7 @@ def test_router_view_is_its_sections(router):
         "log_max_bytes": RENDER_SETTINGS["log_max_bytes"], "conntrackd": None,
         "paths": view.paths_section(merged, router["name"]),
     })
+    expected.update(services_section(router, internal, merged, expected["paths"]["run"]))
     assert view.router_view(router, {"check": True, "track_ports": "qr-3c4d5e6f", "advert_int": None}) == expected
 
 

@@ -59,3 +59,25 @@ static_routes {
     assert routes == [Route("0.0.0.0/0", "203.0.113.1", "qg-1"), Route("::/0", "2001:db8:ff::1", "qg-1"),
                       Route("10.9.0.0/16", "10.0.0.254", None)]
     assert master_runtime(None) == ([], [])
+
+
+def test_services_are_parsed_with_errors_naming_the_field():
+    import pytest
+    from ansible_collections.l3ha.routers.plugins.module_utils._services import (
+        ServiceError, merge_services, parse_services,
+    )
+    assert parse_services([{"name": "md", "command": "python3 -m http.server 80"}], "s") == [
+        {"name": "md", "command": ["python3", "-m", "http.server", "80"], "stop_signal": "TERM"}]
+    assert parse_services([{"name": "x", "command": ["a"], "stop_signal": "sigkill"}], "s")[0]["stop_signal"] == "KILL"
+    for bad, message in (([{"name": "Bad", "command": ["a"]}], r"s\[0\]\.name 'Bad'"),
+                         ([{"name": "a", "command": []}], r"s\[0\]\.command must be"),
+                         ([{"name": "a", "command": ["a"], "stop_signal": "USR9"}], r"s\[0\]\.stop_signal"),
+                         ([{"name": "a", "command": ["a"]}, {"name": "a", "command": ["b"]}], "used twice"),
+                         ([{"name": "a", "command": ["a"], "user": "x"}], "user is not a known field"),
+                         ("a", "must be a list")):
+        with pytest.raises(ServiceError, match=message):
+            parse_services(bad, "s")
+    common = parse_services([{"name": "a", "command": ["1"]}, {"name": "b", "command": ["2"]}], "g")
+    own = parse_services([{"name": "b", "command": ["3"]}, {"name": "c", "command": ["4"]}], "r")
+    assert [(s["name"], s["command"]) for s in merge_services(common, own)] == [
+        ("a", ["1"]), ("b", ["3"]), ("c", ["4"])]
