@@ -4,7 +4,11 @@ Runs in a private node (l3ha_lab.testing.PrivateNode: its own network and mount
 namespace, own /run/netns), so nothing touches the machine. Times four module calls: create everything (namespaces,
 3 ports each, files, nftables, keepalived), check mode with nothing to do, apply with
 nothing to do, and check mode with one router drifted. Then removes everything.
-Needs root. Usage: .venv/bin/python bench/bench_reconciler.py [--routers N]
+Before the no-op calls every router's keepalived is master (its one peer does not exist),
+and its state file and IPv6 forwarding say so, as notify.sh would: the runtime comparison
+(addresses, routes, IPv6 forwarding, services) runs as on a real node.
+``--collections DIR`` runs another checkout's module (side-by-side comparisons).
+Needs root. Usage: .venv/bin/python bench/bench_reconciler.py [--routers N] [--collections DIR]
 """
 import argparse
 import hashlib
@@ -84,11 +88,14 @@ def arguments(work, count):
             "routers": [router(i, i % tenants) for i in range(count)]}
 
 
+COLLECTIONS = ROOT / ".build" / "collections"
+
+
 def call(node, work, args, check=False):
     path = work / "args.json"
     path.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": dict(args, _ansible_check_mode=check)}))
     start, cpu_start = time.time(), _children_cpu()
-    out = subprocess.run(node.argv(["env", "PYTHONPATH=%s" % (ROOT / ".build" / "collections"), PYTHON, "-m",
+    out = subprocess.run(node.argv(["env", "PYTHONPATH=%s" % COLLECTIONS, PYTHON, "-m",
                                     "ansible_collections.l3ha.routers.plugins.modules.ha_routers", str(path)]),
                          capture_output=True, text=True, check=False)
     elapsed, cpu = time.time() - start, _children_cpu() - cpu_start
@@ -97,6 +104,28 @@ def call(node, work, args, check=False):
         raise SystemExit("module failed: %s" % result.get("msg"))
     drifted = sorted(name for name, entry in result["routers"].items() if entry["changed"])
     return elapsed, cpu, drifted
+
+
+MASTER_ADDRESS = "169.254.0.1/24"   # the virtual_ipaddress of KEEPALIVED
+
+
+def settle_as_masters(node, work, args, timeout=120):
+    """Wait until every keepalived holds its VIP, then record master (60 s ago) and switch
+    IPv6 forwarding on in each namespace, as notify.sh does on MASTER."""
+    deadline = time.time() + timeout
+    count = len(args["routers"])
+    while True:
+        held = node.sh("for ns in $(ls /run/netns); do ip -n $ns -4 -o addr show; done | grep -c ' %s ' || true"
+                       % MASTER_ADDRESS).strip()
+        if int(held or 0) >= count:
+            break
+        if time.time() > deadline:
+            raise SystemExit("only %s of %d keepalived became master" % (held, count))
+        time.sleep(1)
+    node.sh("for ns in $(ls /run/netns); do ip netns exec $ns sysctl -qw net.ipv6.conf.all.forwarding=1; done")
+    settled = "master %.3f\n" % (time.time() - 60)
+    for entry in args["routers"]:
+        (work / "run" / "routers" / entry["name"] / "state").write_text(settled)
 
 
 def _children_cpu():
@@ -108,7 +137,10 @@ def _children_cpu():
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--routers", type=int, default=200)
+    parser.add_argument("--collections", help="collections path of the checkout to run (default this one's)")
     options = parser.parse_args()
+    global COLLECTIONS  # pylint: disable=global-statement
+    COLLECTIONS = pathlib.Path(options.collections) if options.collections else COLLECTIONS
     work = pathlib.Path(tempfile.mkdtemp(prefix="l3ha-bench-"))
     node = PrivateNode(setup=BRIDGE)
     try:
@@ -117,6 +149,7 @@ def main():
             load = " ".join(handle.read().split()[:3])
         rows = []
         rows.append(("create", *call(node, work, args)))
+        settle_as_masters(node, work, args)
         rows.append(("check, no drift", *call(node, work, args, check=True)))
         rows.append(("apply, no drift", *call(node, work, args)))
         (work / "etc" / "routers" / "r0007" / "notify.sh").write_text("#!/bin/sh\n# edited\n")

@@ -41,7 +41,8 @@ class VethSpec(object):
         self.peer_master = peer_master
         self.alias = alias
         self.peer_alias = peer_alias
-        # sysctls of the end, set before it goes up: {'net/ipv6/conf/{dev}/addr_gen_mode': '1'}
+        # sysctls of the end, set before it goes up: {'net/ipv6/conf/{dev}/addr_gen_mode': '1'};
+        # of the peer, set when the pair is created
         self.sysctls = sysctls or {}
         self.peer_sysctls = peer_sysctls or {}
 
@@ -166,6 +167,11 @@ def _recreate_pair(end_space, misplaced_space, peer_space, spec):
         if space is not None:
             space.delete_link(name)
     create_pair(end_space, peer_space, spec)
+    if spec.peer_sysctls:
+        # set once, at creation: a sysctl read in a namespace with thousands of links costs
+        # milliseconds, too much for every peer on every run
+        write_sysctls(peer_space.name, [(key.format(dev=spec.peer), value)
+                                        for key, value in sorted(spec.peer_sysctls.items())])
     # attributes set right after creation are part of 'created', not separate changes
     details = Unrecorded()
     _ensure_attributes(end_space, end_space, peer_space, spec, details)
@@ -210,7 +216,7 @@ def _ensure_attributes(view, end_space, peer_space, spec, changes):
     sides = (
         (view, end_space, spec.name, spec.mac, spec.alias, None, spec.addresses, spec.sysctls),
         (peer_space, peer_space, spec.peer, spec.peer_mac, spec.peer_alias, peer_master_index,
-         spec.peer_addresses, spec.peer_sysctls),
+         spec.peer_addresses, {}),
     )
     for space, target, name, mac, alias, master, addresses, sysctls in sides:
         link = space.link(name)

@@ -66,7 +66,9 @@ options:
         each a string or a list with one entry per family, C(snat) default true),
         C(interfaces) (a list of C(network) and C(address)), C(routes) (C(destination),
         C(nexthop)), C(floating_ips) (C(external), C(internal)), C(conntrackd) (a boolean, default
-        the role's C(l3ha_conntrackd); only for HA routers) and C(state) (C(present) or C(absent)).
+        the role's C(l3ha_conntrackd); only for HA routers), C(master_services) (a list of
+        C(name), C(command), C(stop_signal), added to the role's C(l3ha_master_services)) and
+        C(state) (C(present) or C(absent)).
     type: list
     elements: dict
     default: []
