@@ -9,6 +9,7 @@ and its state file and IPv6 forwarding say so, as notify.sh would: the runtime c
 (addresses, routes, IPv6 forwarding, services) runs as on a real node.
 ``--collections DIR`` runs another checkout's module (side-by-side comparisons).
 Needs root. Usage: .venv/bin/python bench/bench_reconciler.py [--routers N] [--collections DIR]
+[--profile FILE]
 """
 import argparse
 import hashlib
@@ -91,11 +92,12 @@ def arguments(work, count):
 COLLECTIONS = ROOT / ".build" / "collections"
 
 
-def call(node, work, args, check=False):
+def call(node, work, args, check=False, profile=None):
     path = work / "args.json"
     path.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": dict(args, _ansible_check_mode=check)}))
     start, cpu_start = time.time(), _children_cpu()
-    out = subprocess.run(node.argv(["env", "PYTHONPATH=%s" % COLLECTIONS, PYTHON, "-m",
+    profiler = ["-m", "cProfile", "-o", profile] if profile else []
+    out = subprocess.run(node.argv(["env", "PYTHONPATH=%s" % COLLECTIONS, PYTHON, *profiler, "-m",
                                     "ansible_collections.l3ha.routers.plugins.modules.ha_routers", str(path)]),
                          capture_output=True, text=True, check=False)
     elapsed, cpu = time.time() - start, _children_cpu() - cpu_start
@@ -138,6 +140,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--routers", type=int, default=200)
     parser.add_argument("--collections", help="collections path of the checkout to run (default this one's)")
+    parser.add_argument("--profile", help="write a cProfile of the apply no-op call to this file")
     options = parser.parse_args()
     global COLLECTIONS  # pylint: disable=global-statement
     COLLECTIONS = pathlib.Path(options.collections) if options.collections else COLLECTIONS
@@ -151,7 +154,7 @@ def main():
         rows.append(("create", *call(node, work, args)))
         settle_as_masters(node, work, args)
         rows.append(("check, no drift", *call(node, work, args, check=True)))
-        rows.append(("apply, no drift", *call(node, work, args)))
+        rows.append(("apply, no drift", *call(node, work, args, profile=options.profile)))
         (work / "etc" / "routers" / "r0007" / "notify.sh").write_text("#!/bin/sh\n# edited\n")
         rows.append(("check, 1 drifted", *call(node, work, args, check=True)))
         print("%d routers, one ha_routers call each (incl. Python start); load average before: %s"

@@ -127,7 +127,7 @@ class ActionModule(ActionBase):
         result["validated_on"] = validated_on
         if not validate:
             result["warnings"] = list(result.get("warnings") or []) + [
-                "keepalived -t validation is off (l3ha_validate_keepalived: false): a broken keepalived.conf "
+                "keepalived -t validation is off (l3ha_validate: false): a broken keepalived.conf "
                 "reaches the nodes"]
         trade_off = auth_warning(settings)
         if trade_off:  # Ansible shows a warning once per run, however many nodes raise it

@@ -130,7 +130,7 @@ ROLE_DEFAULTS = {
     'l3ha_notify_template': TEMPLATES['notify.sh'],
     'l3ha_nftables_template': TEMPLATES['nftables.nft'],
     'l3ha_conntrackd_template': TEMPLATES['conntrackd.conf'],
-    'l3ha_validate_keepalived': True,
+    'l3ha_validate': True,
     'l3ha_conntrackd': RENDER_SETTINGS['conntrackd'],
     'l3ha_conntrackd_command': CONNTRACKD_COMMAND,
     'l3ha_master_services': RENDER_SETTINGS['master_services'],

@@ -17,7 +17,7 @@ from functools import partial
 
 from ansible_collections.l3ha.routers.plugins.module_utils._changes import Unrecorded
 from ansible_collections.l3ha.routers.plugins.module_utils._netlink import (
-    Namespace, entered, is_ipv6_link_local, netns_path, normalize_cidr, read_sysctl, write_sysctls,
+    Namespace, is_ipv6_link_local, netns_path, normalize_cidr, read_sysctls, write_sysctls,
 )
 
 
@@ -264,8 +264,7 @@ def ensure_link_sysctls(space, name, sysctls, changes):
     if getattr(space, 'moving', None) and space.moving(name):
         current = {}  # not in that namespace yet: its sysctls there are the ones it gets on arrival
     else:
-        with entered(space.name):
-            current = dict((key, read_sysctl(key)) for key in (t.format(dev=name) for t in sysctls))
+        current = read_sysctls(space.name, [t.format(dev=name) for t in sysctls])
         # a sysctl this kernel does not have (IPv6 off at boot) is nothing to set
         sysctls = dict((t, v) for t, v in sysctls.items() if current[t.format(dev=name)] is not None)
     writes = []

@@ -27,8 +27,8 @@ from ansible_collections.l3ha.routers.plugins.module_utils._files import (
 )
 from ansible_collections.l3ha.routers.plugins.module_utils._keepalived_test import rendered_config_errors
 from ansible_collections.l3ha.routers.plugins.module_utils._netlink import (
-    Namespace, NetlinkError, create_namespace, delete_namespace, entered, list_namespaces, read_sysctl, write_sysctl,
-    write_sysctls,
+    Namespace, NetlinkError, create_namespace, delete_namespace, list_namespaces, read_sysctl, read_sysctls,
+    write_sysctl, write_sysctls,
 )
 from ansible_collections.l3ha.routers.plugins.module_utils._node_input import validate_routers
 from ansible_collections.l3ha.routers.plugins.module_utils._ports import NewNamespace, ensure_veth
@@ -233,8 +233,8 @@ class NodeReconciler(object):
     def _ensure_sysctls(self, namespace, ha, changes):
         # without keepalived no notify script switches IPv6 forwarding: always on
         wanted = NAMESPACE_SYSCTLS + (() if ha else NON_HA_SYSCTLS)
-        with entered(namespace):
-            found = [(key, read_sysctl(key), value) for key, value in wanted]
+        current = read_sysctls(namespace, [key for key, _value in wanted])
+        found = [(key, current[key], value) for key, value in wanted]
         writes = []
         for key, current, value in found:
             if current is not None and current != value:

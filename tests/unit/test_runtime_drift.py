@@ -1,6 +1,6 @@
 """The pure parts of exact drift: nft listings and what a keepalived.conf gives its master."""
 
-from ansible_collections.l3ha.routers.plugins.module_utils._netlink import Route
+from ansible_collections.l3ha.routers.plugins.module_utils._netlink import Route, read_sysctl, read_sysctls
 from ansible_collections.l3ha.routers.plugins.module_utils._router_nftables import ruleset_difference, ruleset_lines
 from ansible_collections.l3ha.routers.plugins.module_utils._router_runtime import master_runtime
 
@@ -81,3 +81,11 @@ def test_services_are_parsed_with_errors_naming_the_field():
     own = parse_services([{"name": "b", "command": ["3"]}, {"name": "c", "command": ["4"]}], "r")
     assert [(s["name"], s["command"]) for s in merge_services(common, own)] == [
         ("a", ["1"]), ("b", ["3"]), ("c", ["4"])]
+
+
+def test_sysctls_read_from_their_top_directory_match_full_paths():
+    keys = ["net/ipv4/ip_forward", "net/ipv4/conf/lo/arp_ignore", "net/ipv4/conf/no-such-link/arp_ignore",
+            "net/no-such-top/conf/all/x", "kernel/pid_max"]
+    assert read_sysctls(None, keys) == dict((key, read_sysctl(key)) for key in keys)
+    assert read_sysctls(None, keys)["net/ipv4/conf/no-such-link/arp_ignore"] is None
+    assert read_sysctls(None, ["kernel/pid_max"])["kernel/pid_max"].isdigit()
