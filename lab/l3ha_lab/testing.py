@@ -184,6 +184,31 @@ def converge(lab, **kwargs):
     return run
 
 
+def runner_job(lab, playbook, data_dir, extra_vars=None, check=False, timeout=900):
+    """A job as AWX runs it: ansible-runner with a private data directory, the checkout
+    as the project, the lab's inventories. Returns the runner (status, rc, stats, events);
+    `job_stats(runner)` gives its set_stats data."""
+    import ansible_runner  # a dev dependency, only for the tests that need AWX's engine
+    os.makedirs(str(data_dir), exist_ok=True)
+    return ansible_runner.run(
+        private_data_dir=str(data_dir), project_dir=REPO,
+        playbook=os.path.join(REPO, "playbooks", playbook + ".yml"),
+        inventory=list(lab.status()["inventories"]) + [lab.fragment_path],
+        extravars=dict(extra_vars or {}), cmdline="--check" if check else None,
+        envvars={"ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+                 "PATH": VENV_BIN + os.pathsep + os.environ.get("PATH", "")},
+        quiet=True, timeout=timeout)
+
+
+def job_stats(runner):
+    """The set_stats data of a runner job (what AWX stores as the job's artifacts)."""
+    found = {}
+    for event in runner.events:
+        if event.get("event") == "playbook_on_stats":
+            found.update(event.get("event_data", {}).get("artifact_data") or {})
+    return found
+
+
 # ---------------------------------------------------------------- commands in nodes
 
 def node_sh(lab, node, script, timeout=30):
