@@ -197,6 +197,7 @@ class Namespace(object):
         self._links = None
         self._addresses = None  # {link name: addresses}, from one dump, until the next write
         self._dumps = None  # raw socket for the lean dumps, opened on first use
+        self._sysctl_dirs = {}  # open /proc/sys top directories of this namespace
         self.floods = None  # FDB flood entries, filled by _segments.flood_table
 
     @property
@@ -214,6 +215,11 @@ class Namespace(object):
             self._route.close()
         if self._dumps is not None:
             self._dumps.close()
+        close_sysctl_dirs(self._sysctl_dirs)
+
+    def sysctls(self, keys):
+        """read_sysctls in this namespace, its top directories kept open until close()."""
+        return read_sysctls(self.name, keys, self._sysctl_dirs)
 
     def dump(self, msg_type, header):
         if self._dumps is None:
@@ -452,14 +458,17 @@ def read_sysctl(key, dir_fd=None):
         raise
 
 
-def read_sysctls(namespace, keys):
+def read_sysctls(namespace, keys, tops=None):
     """{key: value or None} of sysctls inside `namespace` (None: this thread's).
 
     Each key is looked up from its open top directory (net/ipv4, net/ipv6): with 1000
     namespaces the kernel takes 40-90 us to find a namespace's own `ipv4` under the shared
     `net` (measured), and about 5 us for the rest of the path; so once per directory,
-    not once per key."""
-    found, tops = {}, {}
+    not once per key. `tops`: a dict that keeps those directories open for later calls in
+    the same namespace (the caller closes them with close_sysctl_dirs)."""
+    found = {}
+    keep = tops is not None
+    tops = {} if tops is None else tops
     with entered(namespace):
         try:
             for key in keys:
@@ -477,10 +486,16 @@ def read_sysctls(namespace, keys):
                         tops[top] = None  # IPv6 off at boot: none of its keys exist
                 found[key] = read_sysctl(parts[2], tops[top]) if tops[top] is not None else None
         finally:
-            for handle in tops.values():
-                if handle is not None:
-                    os.close(handle)
+            if not keep:
+                close_sysctl_dirs(tops)
     return found
+
+
+def close_sysctl_dirs(tops):
+    for handle in tops.values():
+        if handle is not None:
+            os.close(handle)
+    tops.clear()
 
 
 def write_sysctl(key, value):

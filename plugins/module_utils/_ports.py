@@ -17,7 +17,7 @@ from functools import partial
 
 from ansible_collections.l3ha.routers.plugins.module_utils._changes import Unrecorded
 from ansible_collections.l3ha.routers.plugins.module_utils._netlink import (
-    Namespace, is_ipv6_link_local, netns_path, normalize_cidr, read_sysctls, write_sysctls,
+    Namespace, is_ipv6_link_local, netns_path, normalize_cidr, write_sysctls,
 )
 
 
@@ -42,7 +42,7 @@ class VethSpec(object):
         self.alias = alias
         self.peer_alias = peer_alias
         # sysctls of the end, set before it goes up: {'net/ipv6/conf/{dev}/addr_gen_mode': '1'};
-        # of the peer, set when the pair is created
+        # of the peer, set when the pair is created and checked on every run
         self.sysctls = sysctls or {}
         self.peer_sysctls = peer_sysctls or {}
 
@@ -168,8 +168,7 @@ def _recreate_pair(end_space, misplaced_space, peer_space, spec):
             space.delete_link(name)
     create_pair(end_space, peer_space, spec)
     if spec.peer_sysctls:
-        # set once, at creation: a sysctl read in a namespace with thousands of links costs
-        # milliseconds, too much for every peer on every run
+        # before the peer joins its bridge (and goes up): it never sends a frame with IPv6
         write_sysctls(peer_space.name, [(key.format(dev=spec.peer), value)
                                         for key, value in sorted(spec.peer_sysctls.items())])
     # attributes set right after creation are part of 'created', not separate changes
@@ -206,6 +205,9 @@ class _Overlay(object):
     def moving(self, name):
         return name == self._name
 
+    def sysctls(self, keys):
+        return self._space.sysctls(keys)
+
 
 def _ensure_attributes(view, end_space, peer_space, spec, changes):
     """Compare both ends (the end as `view` shows it); changes are made in `end_space`/`peer_space`."""
@@ -216,7 +218,7 @@ def _ensure_attributes(view, end_space, peer_space, spec, changes):
     sides = (
         (view, end_space, spec.name, spec.mac, spec.alias, None, spec.addresses, spec.sysctls),
         (peer_space, peer_space, spec.peer, spec.peer_mac, spec.peer_alias, peer_master_index,
-         spec.peer_addresses, {}),
+         spec.peer_addresses, spec.peer_sysctls),
     )
     for space, target, name, mac, alias, master, addresses, sysctls in sides:
         link = space.link(name)
@@ -264,7 +266,7 @@ def ensure_link_sysctls(space, name, sysctls, changes):
     if getattr(space, 'moving', None) and space.moving(name):
         current = {}  # not in that namespace yet: its sysctls there are the ones it gets on arrival
     else:
-        current = read_sysctls(space.name, [t.format(dev=name) for t in sysctls])
+        current = space.sysctls([t.format(dev=name) for t in sysctls])
         # a sysctl this kernel does not have (IPv6 off at boot) is nothing to set
         sysctls = dict((t, v) for t, v in sysctls.items() if current[t.format(dev=name)] is not None)
     writes = []

@@ -27,8 +27,8 @@ from ansible_collections.l3ha.routers.plugins.module_utils._files import (
 )
 from ansible_collections.l3ha.routers.plugins.module_utils._keepalived_test import rendered_config_errors
 from ansible_collections.l3ha.routers.plugins.module_utils._netlink import (
-    Namespace, NetlinkError, create_namespace, delete_namespace, list_namespaces, read_sysctl, read_sysctls,
-    write_sysctl, write_sysctls,
+    Namespace, NetlinkError, create_namespace, delete_namespace, list_namespaces, read_sysctl, write_sysctl,
+    write_sysctls,
 )
 from ansible_collections.l3ha.routers.plugins.module_utils._node_input import validate_routers
 from ansible_collections.l3ha.routers.plugins.module_utils._ports import NewNamespace, ensure_veth
@@ -200,7 +200,7 @@ class NodeReconciler(object):
             if created:
                 changes.add('namespace', None, namespace, apply=partial(self._create_namespace, space, ha))
             else:
-                self._ensure_sysctls(namespace, ha, changes)
+                self._ensure_sysctls(space, ha, changes)
                 self._ensure_loopback(space, changes)
             replaced = self._ensure_ports(root, space, router, changes)
             if not ha:
@@ -226,14 +226,14 @@ class NodeReconciler(object):
         details = Unrecorded()
         if ha:
             details.then(partial(write_sysctls, space.name, CREATION_SYSCTLS))
-        self._ensure_sysctls(space.name, ha, details)
+        self._ensure_sysctls(space, ha, details)
         self._ensure_loopback(space, details)
         details.apply()
 
-    def _ensure_sysctls(self, namespace, ha, changes):
+    def _ensure_sysctls(self, space, ha, changes):
         # without keepalived no notify script switches IPv6 forwarding: always on
         wanted = NAMESPACE_SYSCTLS + (() if ha else NON_HA_SYSCTLS)
-        current = read_sysctls(namespace, [key for key, _value in wanted])
+        current = space.sysctls([key for key, _value in wanted])
         found = [(key, current[key], value) for key, value in wanted]
         writes = []
         for key, current, value in found:
@@ -241,7 +241,7 @@ class NodeReconciler(object):
                 changes.add('sysctl ' + key.split('/', 1)[1], current, value)
                 writes.append((key, value))
         if writes:
-            changes.then(partial(write_sysctls, namespace, writes))
+            changes.then(partial(write_sysctls, space.name, writes))
 
     def _ensure_loopback(self, space, changes):
         lo = space.link('lo')

@@ -23,7 +23,7 @@ from functools import partial
 from ansible_collections.l3ha.routers.plugins.module_utils._facts import parse_state, services_running
 from ansible_collections.l3ha.routers.plugins.module_utils._files import read_text
 from ansible_collections.l3ha.routers.plugins.module_utils._netlink import (
-    Route, is_ipv6_link_local, normalize_cidr, read_sysctls, write_sysctls,
+    Route, is_ipv6_link_local, normalize_cidr, write_sysctls,
 )
 from ansible_collections.l3ha.routers.plugins.module_utils._supervisor import run_in
 from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import (
@@ -128,7 +128,7 @@ def ensure_runtime(space, router, run_dir, state, state_text, changes):
         changes.add('%s: route %r' % (state, route), 'absent', 'present')
     for route in remove_routes:
         changes.add('%s: route %r' % (state, route), 'present', 'absent')
-    forwarding = read_sysctls(space.name, [IPV6_FORWARDING])[IPV6_FORWARDING]
+    forwarding = space.sysctls([IPV6_FORWARDING])[IPV6_FORWARDING]
     wanted_forwarding = '1' if master else '0'
     if forwarding is not None and forwarding != wanted_forwarding:
         changes.add('%s: sysctl %s' % (state, IPV6_FORWARDING), forwarding, wanted_forwarding)

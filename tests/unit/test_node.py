@@ -49,6 +49,7 @@ class FakeSpace:
         self._links = {}
         self.route = FakeRoute(self)
         self.addrs = {}
+        self.sysctl_values = {}
         for link in links:
             self.add(link)
 
@@ -66,6 +67,9 @@ class FakeSpace:
 
     def fdb(self):
         return []  # no flood entries yet
+
+    def sysctls(self, keys):
+        return dict((key, self.sysctl_values.get(key)) for key in keys)  # None: not on this kernel
 
     def link_by_index(self, index):
         return next((link for link in self._links.values() if link.index == index), None)
