@@ -62,6 +62,9 @@ def parse_args(argv):
                         help="l3ha_vrrp_priority for every run (default: the role's default)")
     parser.add_argument("--only", default="scaling,naive,failover",
                         help="comma-separated subset of scaling,naive,failover")
+    parser.add_argument("--forks", default="",
+                        help="comma-separated forks values: one more no-op re-run per N with each "
+                             "(Ansible's per-host overhead, e.g. 5,20 on 20 nodes)")
     parser.add_argument("--out", help="output directory (default bench/results/<UTC time>)")
     parser.add_argument("--lab-prefix",
                         help="lab directories are PREFIX-<scenario> (default /run/l3ha-bench-<pid>)")
@@ -71,7 +74,9 @@ def parse_args(argv):
     if args.smoke:
         args.routers, args.nodes, args.failover_routers = "20", 2, 20
         args.crash_runs, args.naive_routers, args.noop_runs = 1, 2, 1
+        args.forks = args.forks or "1,2"
     args.router_counts = [int(n) for n in args.routers.split(",") if n.strip()]
+    args.fork_counts = [int(n) for n in args.forks.split(",") if n.strip()]
     args.parts = set(p.strip() for p in args.only.split(",") if p.strip())
     unknown = args.parts - {"scaling", "naive", "failover"}
     if unknown:

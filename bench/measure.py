@@ -142,6 +142,7 @@ def scaling(options, count, log):
         before = transition_counts(info)
         noop = [bench.playbook(SITE) for _run in range(options.noop_runs)]
         check = [bench.playbook(SITE, check=True) for _run in range(options.noop_runs)]
+        by_forks = [(forks, bench.playbook(SITE, "--forks", str(forks))) for forks in options.fork_counts]
         # Let any flap the re-runs might have caused show up in the logs.
         time.sleep(max(0.0, 2.0 - (time.monotonic() - settled)))
         info = bench.info(memory=True)
@@ -155,6 +156,8 @@ def scaling(options, count, log):
             "cold_converge_s": cold["seconds"], "cold_changed": cold["changed"],
             "noop_s": [r["seconds"] for r in noop], "noop_changed": [r["changed"] for r in noop],
             "check_s": [r["seconds"] for r in check], "check_changed": [r["changed"] for r in check],
+            "noop_by_forks": [{"forks": forks, "seconds": r["seconds"], "changed": r["changed"]}
+                              for forks, r in by_forks],
             "spurious_transitions_converge": spurious_converge,
             "first_election_collisions": collisions,
             "spurious_transitions_noop": spurious_noop,

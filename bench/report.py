@@ -123,6 +123,14 @@ def markdown(results):
                 r.get("replicas_started_under_a_master", "-"),
                 r["routers_with_one_master"], r["routers_answering"],
                 _spread(r["memory"]["pss_mib"], "MiB", 2)))
+    forked = [r for r in scaling if r.get("noop_by_forks")]
+    if forked:
+        lines += ["", "## No-op re-run against Ansible's forks", "",
+                  "| routers | nodes | " + " | ".join("forks %d" % f["forks"] for f in forked[0]["noop_by_forks"])
+                  + " |", "|---|---|" + "---|" * len(forked[0]["noop_by_forks"])]
+        for r in forked:
+            lines.append("| %d | %d | %s |" % (r["routers"], r["nodes"], " | ".join(
+                "%.1f s (changed=%d)" % (f["seconds"], f["changed"]) for f in r["noop_by_forks"])))
     failover = results.get("failover")
     if failover:
         lines += ["", "## Failover (%d routers on 2 nodes, probes every %.0f ms from upstream to "

@@ -46,7 +46,8 @@ def test_writes_markdown_and_plots(smoke):
     out = smoke["out"]
     table = (out / "results.md").read_text()
     for metric in ("crash failover outage", "graceful drain outage", "cold converge", "no-op re-run",
-                   "--check", "naive playbook", "memory per router replica", "spurious VRRP transitions"):
+                   "--check", "naive playbook", "memory per router replica", "spurious VRRP transitions",
+                   "against Ansible's forks"):
         assert metric in table
     for plot in ("outage_per_router.png", "converge_vs_n.png"):
         assert (out / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -58,6 +59,8 @@ def test_converge_rows_have_every_metric(smoke):
     for count, row in rows.items():
         assert row["cold_changed"] > 0
         assert row["noop_changed"] == [0] and row["check_changed"] == [0]
+        # the smoke's no-op re-runs with forks 1 and 2 (the many-nodes benchmark's forks rows)
+        assert [(f["forks"], f["changed"]) for f in row["noop_by_forks"]] == [(1, 0), (2, 0)]
         assert len(row["noop_s"]) == 1 and len(row["check_s"]) == 1
         assert row["routers_with_one_master"] == count
         assert row["routers_answering"] == count
