@@ -9,7 +9,9 @@ APT_PACKAGES=(iproute2 keepalived conntrackd conntrack nftables iputils-ping tcp
               # machine nodes (`l3ha-lab up --nodes machine`): systemd-nspawn, the image
               # builder, the index of the nodes' package repository, the controller's ssh.
               # The image itself is built on first use, not here (docs/lab.md).
-              systemd-container mmdebstrap dpkg-dev openssh-client)
+              systemd-container mmdebstrap dpkg-dev openssh-client
+              # promtool, for the example alert rules (examples/prometheus); no daemon is run
+              prometheus)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

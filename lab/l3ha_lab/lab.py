@@ -449,6 +449,8 @@ class Lab:
                     # /etc/sysctl.d are the host's, which the lab must not change.
                     "l3ha_install_packages": False,
                     "l3ha_sysctl_file": "",
+                    # and its /var/lib/prometheus: the metrics go to the node's private state dir
+                    "l3ha_metrics_dir": os.path.join(entry["state_dir"], "metrics"),
                 }
             # What the lab decided about its networks (host variables: they win over the
             # user's group variables).

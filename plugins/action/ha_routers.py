@@ -15,6 +15,8 @@ Options of this action on top of the module's:
 ``templates``: ``{keepalived.conf: PATH, notify.sh: PATH, nftables.nft: PATH,
   conntrackd.conf: PATH}``; each path is looked up like the ``template`` module's ``src``
   (the role's ``templates/`` first), so users can point at their own templates.
+``metrics_dir`` (the module's) also reaches the templates: each router's notify.sh writes
+  its metrics file there.
 ``template_settings``: settings the templates use (advert interval, GARP, hooks, health
   check, VRRP authentication...), see ``RENDER_SETTINGS`` in ``module_utils/_defaults.py``.
   Its old name ``render`` is deprecated.
@@ -144,6 +146,8 @@ class ActionModule(ActionBase):
             settings = dict(module_args.pop("render") or {}, **settings)
         settings.setdefault("config_dir", module_args.get("config_dir") or RENDER_SETTINGS["config_dir"])
         settings.setdefault("run_dir", module_args.get("run_dir") or RENDER_SETTINGS["run_dir"])
+        # notify.sh writes each router's metrics file where the module writes the node's ('' for none)
+        settings.setdefault("metrics_dir", module_args.get("metrics_dir", RENDER_SETTINGS["metrics_dir"]))
         return settings
 
     def _template_paths(self, templates):

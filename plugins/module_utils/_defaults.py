@@ -19,6 +19,9 @@ CONFIG_DIR = '/etc/l3ha'
 RUN_DIR = '/run/l3ha'
 STATE_DIR = '/var/lib/l3ha'
 SYSTEMD_UNIT_DIR = '/etc/systemd/system'
+# node_exporter's textfile collector directory on Debian and Ubuntu (prometheus-node-exporter);
+# an empty string writes no metrics.
+METRICS_DIR = '/var/lib/prometheus/node-exporter'
 
 # Commands on a network node (Debian and Ubuntu install them there).
 KEEPALIVED_COMMAND = '/usr/sbin/keepalived'
@@ -65,6 +68,7 @@ RENDER_SETTINGS = {
     'track_ports': [],
     'config_dir': CONFIG_DIR,
     'run_dir': RUN_DIR,
+    'metrics_dir': METRICS_DIR,
     'conntrackd': False,
     'conntrackd_command': CONNTRACKD_COMMAND,
     'master_services': [],
@@ -103,6 +107,7 @@ ROLE_DEFAULTS = {
     'l3ha_config_dir': CONFIG_DIR,
     'l3ha_run_dir': RUN_DIR,
     'l3ha_state_dir': STATE_DIR,
+    'l3ha_metrics_dir': METRICS_DIR,
     'l3ha_install_packages': True,
     'l3ha_packages': ['keepalived', 'nftables', 'iproute2', 'iputils-ping', 'python3-pyroute2', 'radvd'],
     'l3ha_conntrackd_packages': ['conntrackd'],
@@ -147,7 +152,7 @@ ROLE_DEFAULTS = {
 # Module option -> default, for the modules whose options mirror role variables.
 MODULE_DEFAULTS = {
     'ha_routers': {
-        'config_dir': CONFIG_DIR, 'run_dir': RUN_DIR, 'state_dir': STATE_DIR,
+        'config_dir': CONFIG_DIR, 'run_dir': RUN_DIR, 'state_dir': STATE_DIR, 'metrics_dir': METRICS_DIR,
         'keepalived_bin': KEEPALIVED_COMMAND, 'nft_bin': NFT_COMMAND, 'conntrackd_bin': CONNTRACKD_COMMAND,
         'supervisor': 'reconciler', 'purge': False, 'sysctl_file': '', 'restore_dir': '', 'restore_non_ha': True,
         'validate_on_node': False,

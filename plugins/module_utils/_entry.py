@@ -51,6 +51,7 @@ HA_ROUTERS_ARGS = dict(
     config_dir=dict(type='path', default=MODULE_DEFAULTS['ha_routers']['config_dir']),
     run_dir=dict(type='path', default=MODULE_DEFAULTS['ha_routers']['run_dir']),
     state_dir=dict(type='path', default=MODULE_DEFAULTS['ha_routers']['state_dir']),
+    metrics_dir=dict(type='path', default=MODULE_DEFAULTS['ha_routers']['metrics_dir']),
     keepalived_bin=dict(type='str', default=MODULE_DEFAULTS['ha_routers']['keepalived_bin']),
     nft_bin=dict(type='str', default=MODULE_DEFAULTS['ha_routers']['nft_bin']),
     conntrackd_bin=dict(type='str', default=MODULE_DEFAULTS['ha_routers']['conntrackd_bin']),

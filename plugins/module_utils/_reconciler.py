@@ -18,6 +18,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import time
 from functools import partial
 
 from ansible_collections.l3ha.routers.plugins.module_utils._changes import Changes, Unrecorded
@@ -29,6 +30,9 @@ from ansible_collections.l3ha.routers.plugins.module_utils._keepalived_test impo
 from ansible_collections.l3ha.routers.plugins.module_utils._netlink import (
     Namespace, NetlinkError, create_namespace, delete_namespace, list_namespaces, read_sysctl, write_sysctl,
     write_sysctls,
+)
+from ansible_collections.l3ha.routers.plugins.module_utils._metrics import (
+    ensure_metrics_dir, orphan_router_metrics, remove_router_metrics, write_node_metrics,
 )
 from ansible_collections.l3ha.routers.plugins.module_utils._node_input import validate_routers
 from ansible_collections.l3ha.routers.plugins.module_utils._ports import NewNamespace, ensure_veth
@@ -75,6 +79,7 @@ class NodeReconciler(object):
         self.sysctl_file = option['sysctl_file']
         self.restore_dir = option['restore_dir']
         self.validate_on_node = bool(option['validate_on_node'])
+        self.metrics_dir = option['metrics_dir']
         self.keepalived_bin = option['keepalived_bin']
         self.params = params
         self.processes = RouterProcesses(option['supervisor'], self.config_dir, self.run_dir,
@@ -88,7 +93,40 @@ class NodeReconciler(object):
         return os.path.exists(os.path.join(self.state_dir, DRAINED_MARKER))
 
     def run(self):
-        """Validate everything, then reconcile segments, routers, and purge. Returns the result."""
+        """Validate everything, then reconcile segments, routers, and purge. Returns the
+        result. In apply mode the node's metrics then say how the run ended (a failed one
+        too: with its exception, which goes on)."""
+        if not self.check_mode and self.metrics_dir:
+            try:  # before keepalived starts: its notify.sh writes there from the first transition
+                ensure_metrics_dir(self.metrics_dir)
+            except OSError:
+                pass  # the node's file is not written either: the run ends with that warning
+        try:
+            result = self._run()
+        except Exception:
+            self._write_node_metrics(success=False)
+            raise
+        if not result.get('rerender'):  # not the end of a run: the controller calls again
+            warning = self._write_node_metrics(success=not result['failures'])
+            if warning:
+                result['warnings'] = [warning]
+        return result
+
+    def _write_node_metrics(self, success):
+        """The node's metrics file (not in check mode, not when metrics are off); a warning
+        when it cannot be written: metrics never fail a converge."""
+        if self.check_mode or not self.metrics_dir:
+            return None
+        try:
+            if self.purge:
+                for name in orphan_router_metrics(self.metrics_dir, set(r.get('name') for r in self.routers)):
+                    remove_router_metrics(self.metrics_dir, name)
+            write_node_metrics(self.metrics_dir, len(self.routers), self.drained, time.time(), success)
+        except OSError as exc:
+            return 'metrics in %s not written: %s' % (self.metrics_dir, exc)
+        return None
+
+    def _run(self):
         stale = restore_unchanged_files(self.routers, self.config_dir)
         root = Namespace(None)
         try:
@@ -375,6 +413,8 @@ class NodeReconciler(object):
             delete_namespace(namespace)
         remove_tree(router_config_dir(self.config_dir, name))
         remove_tree(router_run_dir(self.run_dir, name))
+        # last: its notify.sh, stopped above, wrote it for the last time
+        remove_router_metrics(self.metrics_dir, name)
 
     def purge_links(self, root, purged_routers, changes):
         """Marked root links nobody plans (peers of purged routers went with them)."""

@@ -92,6 +92,7 @@ RESTORE_LAUNCHER = 'l3ha-restore'
 STATE_DIR_MODE = 0o700
 # In a router's run directory.
 STATE_FILE = 'state'
+TRANSITIONS_COUNT = 'transitions.count'   # transitions since boot (l3ha_router_transitions_total)
 KEEPALIVED_PID = 'keepalived.pid'
 VRRP_PID = 'vrrp.pid'
 CONFIG_CHECKSUM = 'config.sha256'
@@ -110,6 +111,12 @@ DRAIN_NFT_TABLE = 'inet l3ha_drain'
 # A router's runtime (addresses, routes, IPv6 forwarding) is compared with its state only
 # when keepalived has held that state for this long: a transition in progress is no drift.
 RUNTIME_SETTLE_SECONDS = 2.0
+
+# In the metrics directory (node_exporter's textfile collector reads *.prom): one file per
+# router, written by its notify.sh, and one per node, written by the reconciler.
+METRICS_ROUTER_FILE = 'l3ha_router_%s.prom'
+METRICS_NODE_FILE = 'l3ha_node.prom'
+METRICS_ROUTER_FILE_RE = re.compile(r'^l3ha_router_(%s)\.prom$' % ROUTER_NAME_PATTERN)
 
 
 def namespace_of(router):
@@ -130,6 +137,10 @@ def router_config_dir(config_dir, name):
 
 def router_run_dir(run_dir, name):
     return os.path.join(run_dir, ROUTERS_SUBDIR, name)
+
+
+def router_metrics_file(metrics_dir, name):
+    return os.path.join(metrics_dir, METRICS_ROUTER_FILE % name)
 
 
 def systemd_unit(name):

@@ -82,6 +82,17 @@ options:
     type: str
     choices: [reconciler, systemd]
     default: reconciler
+  metrics_dir:
+    description:
+      - node_exporter's textfile-collector directory. At the end of each run (not in check mode) the
+        module writes C(l3ha_node.prom) there atomically (C(l3ha_node_routers), C(l3ha_node_drained),
+        C(l3ha_node_last_converge_timestamp_seconds), C(l3ha_node_last_converge_success)), and it
+        removes C(l3ha_router_<name>.prom) of every router it purges (with O(purge), also such files
+        of routers it does not hold). The action plugin also gives it to the templates, and each router's
+        C(notify.sh) writes its C(l3ha_router_<name>.prom) on every transition.
+      - Empty writes no metrics.
+    type: path
+    default: /var/lib/prometheus/node-exporter
   keepalived_bin:
     description: keepalived executable.
     type: str

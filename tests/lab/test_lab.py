@@ -421,10 +421,11 @@ def test_group_membership_comes_from_the_users_inventory(lab, tmp_path):
     assert set(fragment["all"]["children"]["l3ha_lab_nodes"]) == {"hosts"}
     for hostvars in fragment["all"]["children"]["l3ha_lab_nodes"]["hosts"].values():
         # connection variables, what the lab decided about its networks, and what a
-        # namespace node cannot have of its own (it shares the host's packages and /etc)
+        # namespace node cannot have of its own (it shares the host's packages, /etc and /var/lib)
         assert set(hostvars) == {"ansible_connection", "ansible_nsenter_pid",
                                  "ansible_python_interpreter", "l3ha_tunnel_ip",
-                                 "l3ha_vxlan_remote_vteps", "l3ha_install_packages", "l3ha_sysctl_file"}
+                                 "l3ha_vxlan_remote_vteps", "l3ha_install_packages", "l3ha_sysctl_file",
+                                 "l3ha_metrics_dir"}
 
 
 def test_reboot_of_a_namespace_node_is_crash_and_boot(lab):
