@@ -96,11 +96,6 @@ class NodeReconciler(object):
         """Validate everything, then reconcile segments, routers, and purge. Returns the
         result. In apply mode the node's metrics then say how the run ended (a failed one
         too: with its exception, which goes on)."""
-        if not self.check_mode and self.metrics_dir:
-            try:  # before keepalived starts: its notify.sh writes there from the first transition
-                ensure_metrics_dir(self.metrics_dir)
-            except OSError:
-                pass  # the node's file is not written either: the run ends with that warning
         try:
             result = self._run()
         except Exception:
@@ -163,6 +158,11 @@ class NodeReconciler(object):
 
     def _reconcile(self, root):
         result = {'segments': {}, 'routers': {}, 'purged': []}
+        if not self.check_mode and self.metrics_dir:
+            try:  # before keepalived starts: its notify.sh writes there from the first transition
+                ensure_metrics_dir(self.metrics_dir)
+            except OSError:
+                pass  # the node's file is not written either: the run ends with that warning
         diffs = []
         node_changes = Changes('node')
         self._ensure_state_dir_private(node_changes)
