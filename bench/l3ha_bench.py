@@ -61,7 +61,9 @@ def parse_args(argv):
     parser.add_argument("--priority", type=int,
                         help="l3ha_vrrp_priority for every run (default: the role's default)")
     parser.add_argument("--only", default="scaling,naive,failover",
-                        help="comma-separated subset of scaling,naive,failover")
+                        help="comma-separated subset of scaling,naive,failover,peers (peers: crash and "
+                             "uplink outages of ours, ours with the per-router check, and Neutron's "
+                             "defaults, side by side; not in the default)")
     parser.add_argument("--forks", default="",
                         help="comma-separated forks values: one more no-op re-run per N with each "
                              "(Ansible's per-host overhead, e.g. 5,20 on 20 nodes)")
@@ -78,7 +80,7 @@ def parse_args(argv):
     args.router_counts = [int(n) for n in args.routers.split(",") if n.strip()]
     args.fork_counts = [int(n) for n in args.forks.split(",") if n.strip()]
     args.parts = set(p.strip() for p in args.only.split(",") if p.strip())
-    unknown = args.parts - {"scaling", "naive", "failover"}
+    unknown = args.parts - {"scaling", "naive", "failover", "peers"}
     if unknown:
         parser.error("--only: unknown part(s) %s" % ", ".join(sorted(unknown)))
     if args.naive_routers and {"scaling", "naive"} <= args.parts and args.naive_routers not in args.router_counts:
@@ -146,6 +148,8 @@ def main(argv=None):
                                    args, args.naive_routers, log)
     if "failover" in args.parts:
         results["failover"] = attempt("failover N=%d" % args.failover_routers, measure.failover, args, log)
+    if "peers" in args.parts:
+        results["peers"] = attempt("peer baselines N=%d" % args.failover_routers, measure.peers, args, log)
     results["wall_s"] = round(time.monotonic() - started, 1)
     measure.write_json(json_path, results)
     md, plots = report.write_all(results, args.out)

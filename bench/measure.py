@@ -276,6 +276,91 @@ def _crash_run(bench, run, victim, survivor, options, log):
             "per_router": rows}
 
 
+# Neutron's keepalived defaults (neutron/agent/l3/ha.py and keepalived.py): VRRPv2 (no
+# vrrp_version line), advert_int 2 (ha_vrrp_advert_int), every replica priority 50,
+# garp_master_delay 60, no health check (ha_vrrp_health_check_interval 0).
+NEUTRON_DEFAULTS = {"l3ha_advert_int": 2, "l3ha_vrrp_version": 2, "l3ha_vrrp_priority": 50,
+                    "l3ha_garp_master_delay": 60, "l3ha_health_check": False}
+UPLINK_WAIT_S = 30.0
+
+
+def peer_profiles(options):
+    """(label, extra vars) of the side-by-side runs: ours as the run is configured, ours
+    with the per-router health check, and Neutron's defaults."""
+    return [("l3ha.routers", dict(options.extra_vars)),
+            ("l3ha.routers + per-router check", dict(options.extra_vars, l3ha_health_check=True)),
+            ("Neutron defaults", dict(options.extra_vars, **NEUTRON_DEFAULTS))]
+
+
+def peers(options, log):
+    """The same lab and routers under each peer profile: crash of the node holding half the
+    masters, then loss of the external link on the node holding all of them."""
+    rows = []
+    for label, extra_vars in peer_profiles(options):
+        name = "peer%d" % len(rows)
+        bench = BenchLab(name, options.work_dir, options.failover_routers, 2, extra_vars=extra_vars,
+                         lab_dir=options.lab_dir(name), log=log)
+        try:
+            bench.up()
+            bench.playbook(SITE)
+            masters = bench.masters(bench.wait_one_master_each(timeout=max(60.0, options.failover_routers * 0.3)))
+            victim = max(bench.nodes, key=lambda node: sum(1 for m in masters.values() if m == [node]))
+            survivor = [node for node in bench.nodes if node != victim][0]
+            moving = sorted(r for r, m in masters.items() if m == [victim])
+            crash = _moved_outages(bench, "crash", moving, options, lambda: bench.lab.crash(victim),
+                                   lambda: bench.wait_states(survivor, "master", timeout=60.0))
+            log("  [%s] crash: %s" % (name, crash["summary"]))
+            bench.lab.boot(victim)
+            bench.playbook(SITE)
+            bench.wait_states(victim, "backup")
+
+            def moved_back():
+                try:
+                    return bench.wait_states(victim, "master", timeout=UPLINK_WAIT_S)
+                except BenchError:
+                    return None  # no failover: the outage lasts as long as the cut
+            uplink = _moved_outages(bench, "uplink", list(bench.routers), options,
+                                    lambda: bench.lab.link(survivor, "ext", False), moved_back,
+                                    restore=lambda: bench.lab.link(survivor, "ext", True))
+            log("  [%s] uplink cut: %s" % (name, uplink["summary"]))
+            rows.append({"profile": label, "extra_vars": extra_vars, "routers": options.failover_routers,
+                         "crash": crash, "uplink": uplink})
+        finally:
+            bench.close()
+    return rows
+
+
+def _moved_outages(bench, name, routers, options, cause, recovered, restore=None):
+    """Outage of `routers` (longest reply gap spanning the event) when `cause()` runs; waits
+    for `recovered()` (None: they did not move), then `restore()`."""
+    prober = bench.start_prober(name, interval=options.interval)
+    try:
+        time.sleep(options.baseline_s)  # traffic before the event, so the gap has a start
+        started = time.time()
+        cause()
+        returned = time.time()
+        moved = recovered() is not None
+        if restore is not None:
+            restore()
+            if not moved:
+                bench.wait_one_master_each(timeout=60.0)
+        time.sleep(options.baseline_s)  # traffic after the recovery, so the gap has an end
+    finally:
+        probe, stall = bench.stop_prober(prober)
+    rows = _outages(probe, routers, (started, returned))
+    outages = [r["outage_s"] for r in rows.values()]
+    result = {"routers": len(routers), "failed_over": moved, "prober_send_stall_s": stall,
+              "outage_s": spread(outages) if outages else None}
+    if not moved:
+        result["summary"] = "no failover within %.0f s (traffic back only when the link was restored)" % UPLINK_WAIT_S
+    elif outages:
+        result["summary"] = "outage median %.3f s, max %.3f s over %d routers" % (
+            statistics.median(outages), max(outages), len(outages))
+    else:
+        result["summary"] = "no router moved"
+    return result
+
+
 def write_json(path, data):
     tmp = path + ".tmp"
     with open(tmp, "w") as handle:
@@ -283,4 +368,4 @@ def write_json(path, data):
     os.rename(tmp, path)
 
 
-__all__ = ["BenchError", "scaling", "naive_baseline", "failover", "spread", "write_json"]
+__all__ = ["BenchError", "scaling", "naive_baseline", "failover", "peers", "spread", "write_json"]

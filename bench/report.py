@@ -131,6 +131,13 @@ def markdown(results):
         for r in forked:
             lines.append("| %d | %d | %s |" % (r["routers"], r["nodes"], " | ".join(
                 "%.1f s (changed=%d)" % (f["seconds"], f["changed"]) for f in r["noop_by_forks"])))
+    peer_rows = results.get("peers")
+    if peer_rows:
+        lines += ["", "## Side by side: ours and Neutron's defaults (%d routers on 2 nodes)" % peer_rows[0]["routers"],
+                  "", "| profile | crash of the node with half the masters | external link cut on the node "
+                  "with every master |", "|---|---|---|"]
+        for row in peer_rows:
+            lines.append("| %s | %s | %s |" % (row["profile"], row["crash"]["summary"], row["uplink"]["summary"]))
     failover = results.get("failover")
     if failover:
         lines += ["", "## Failover (%d routers on 2 nodes, probes every %.0f ms from upstream to "

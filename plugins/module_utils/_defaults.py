@@ -124,6 +124,7 @@ ROLE_DEFAULTS = {
     'l3ha_garp_master_repeat': RENDER_SETTINGS['garp_repeat'],
     'l3ha_garp_master_delay': RENDER_SETTINGS['garp_delay'],
     'l3ha_vrrp_auth_pass': '',
+    'l3ha_vrrp_version': RENDER_SETTINGS['vrrp_version'],
     'l3ha_health_check': False,
     'l3ha_health_check_interval': HEALTH_CHECK['interval'],
     'l3ha_health_check_timeout': HEALTH_CHECK['timeout'],

@@ -239,7 +239,8 @@ RENDER_CASES = pytest.mark.parametrize("router,settings", [
     (full_router(), {"hooks": {"master": ["systemctl start x", "echo 'it''s master'"], "stop": "true"}}),
     (dict(full_router(), conntrackd=True, peers=["169.254.192.2"]), {}),
     (single_router(), {}),
-], ids=["full", "bare", "check", "link-check", "auth", "slow", "hooks", "conntrackd", "single"])
+    (full_router(), {"vrrp_version": 2, "advert_int": 2, "garp_delay": 60}),  # Neutron's defaults
+], ids=["full", "bare", "check", "link-check", "auth", "slow", "hooks", "conntrackd", "single", "vrrp2"])
 
 
 @needs_keepalived
