@@ -9,7 +9,7 @@ import statistics
 import time
 
 import naive
-from benchlab import BenchError, BenchLab
+from benchlab import BenchError, BenchLab, WaitTimeout
 
 SITE = "l3ha.routers.site"
 DRAIN = "l3ha.routers.drain"
@@ -317,7 +317,7 @@ def peers(options, log):
             def moved_back():
                 try:
                     return bench.wait_states(victim, "master", timeout=UPLINK_WAIT_S)
-                except BenchError:
+                except WaitTimeout:
                     return None  # no failover: the outage lasts as long as the cut
             uplink = _moved_outages(bench, "uplink", list(bench.routers), options,
                                     lambda: bench.lab.link(survivor, "ext", False), moved_back,
