@@ -303,7 +303,19 @@ def peers(options, log):
         try:
             bench.up()
             bench.playbook(SITE)
-            masters = bench.masters(bench.wait_one_master_each(timeout=max(60.0, options.failover_routers * 0.3)))
+            try:
+                masters = bench.masters(bench.wait_one_master_each(timeout=max(120.0, options.failover_routers)))
+            except WaitTimeout:
+                states = {}
+                for data in bench.info().values():
+                    for entry in data["routers"].values():
+                        states[entry["state"]] = states.get(entry["state"], 0) + 1
+                summary = "never settled to one master per router (replica states: %s)" % ", ".join(
+                    "%s %d" % item for item in sorted(states.items()))
+                log("  [%s] %s" % (name, summary))
+                rows.append({"profile": label, "extra_vars": extra_vars, "routers": options.failover_routers,
+                             "crash": {"summary": summary}, "uplink": {"summary": "-"}})
+                continue
             victim = max(bench.nodes, key=lambda node: sum(1 for m in masters.values() if m == [node]))
             survivor = [node for node in bench.nodes if node != victim][0]
             moving = sorted(r for r, m in masters.items() if m == [victim])
