@@ -20,7 +20,7 @@ sys.path.insert(0, LAB_PACKAGE)
 
 from l3ha_lab import Lab, kernel  # noqa: E402  (needs the sys.path entry above)
 from l3ha_lab.collection import vocabulary  # noqa: E402
-from l3ha_lab.testing import PYTHON, WaitTimeout, run_playbook, wait_until  # noqa: E402
+from l3ha_lab.testing import PYTHON, run_playbook, wait_until  # noqa: E402
 
 
 class BenchError(Exception):
