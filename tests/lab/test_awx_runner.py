@@ -2,6 +2,8 @@
 as AWX and Tower run jobs. Each play's status, the set_stats artifacts (status report,
 drain handovers) and a converged --check with changed=0, against the real lab."""
 
+import signal
+
 import pytest
 
 from l3ha_lab.testing import job_stats, masters, runner_job, wait_one_master, wait_settled
@@ -27,7 +29,10 @@ def _changed(runner):
 
 
 def test_site_converges_and_publishes_the_plan(lab, jobs):
+    handlers = (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT))
     runner = jobs("site", "site")
+    # the session must still stop (and tear its labs down) on SIGTERM and Ctrl-C
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == handlers
     assert (runner.status, runner.rc) == ("successful", 0), runner.stdout.read()[-3000:]
     assert sorted((runner.stats or {}).get("ok", {})) == NODES
     summary = job_stats(runner)["l3ha_plan_summary"]
