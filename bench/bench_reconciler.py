@@ -85,6 +85,7 @@ def arguments(work, count):
             segments[key] = {"type": "vxlan", "vni": 2000 + tenant * 2 + (kind == "net"), "bridge": "brq-" + short(key),
                              "device": "vx-" + short(key), "mtu": 1450, "remotes": ["192.0.2.12", "192.0.2.13"]}
     return {"local_ip": "192.0.2.11", "purge": True, "config_dir": str(work / "etc"), "run_dir": str(work / "run"),
+            "metrics_dir": str(work / "metrics"),  # the private node shares the host's /var/lib
             "state_dir": str(work / "state"), "segments": segments,
             "routers": [router(i, i % tenants) for i in range(count)]}
 

@@ -500,19 +500,20 @@ class HostSnapshot:
     path, one of its descendants, or a descendant of the process taking the snapshot.
     """
 
-    def __init__(self, netns, links, mounts, processes):
+    def __init__(self, netns, links, mounts, processes, files=()):
         self.netns, self.links, self.mounts = set(netns), set(links), set(mounts)
         self.processes = dict(processes)  # "pid start" -> description
+        self.files = set(files)
 
     @classmethod
     def take(cls, owned_by=None):
         netns = os.listdir("/run/netns") if os.path.isdir("/run/netns") else []
-        return cls(netns, _links(owned_by), _mounts(), _lab_processes(owned_by))
+        return cls(netns, _links(owned_by), _mounts(), _lab_processes(owned_by), _host_node_files())
 
     def leaks_since(self, before):
         """{kind: [what this snapshot holds that `before` did not]}, only kinds with any."""
         leaks = {}
-        for kind in ("netns", "links", "mounts"):
+        for kind in ("netns", "links", "mounts", "files"):
             new = sorted(getattr(self, kind) - getattr(before, kind))
             if new:
                 leaks[kind] = new
@@ -523,12 +524,27 @@ class HostSnapshot:
 
     def to_json(self):
         return json.dumps({"netns": sorted(self.netns), "links": sorted(self.links),
-                           "mounts": sorted(self.mounts), "processes": self.processes}, indent=1)
+                           "mounts": sorted(self.mounts), "processes": self.processes,
+                           "files": sorted(self.files)}, indent=1)
 
     @classmethod
     def from_json(cls, text):
         data = json.loads(text)
-        return cls(data["netns"], data["links"], data["mounts"], data["processes"])
+        return cls(data["netns"], data["links"], data["mounts"], data["processes"], data.get("files", ()))
+
+
+# The node directories of the role's defaults: a lab node has private ones, so a file
+# there on the host came from a test that reached the host (metrics share /var/lib).
+HOST_NODE_DIRS = (defaults.CONFIG_DIR, defaults.STATE_DIR, defaults.RUN_DIR,
+                  defaults.ROLE_DEFAULTS["l3ha_metrics_dir"])
+
+
+def _host_node_files():
+    found = []
+    for top in HOST_NODE_DIRS:
+        for root, dirs, files in os.walk(top):
+            found.extend(os.path.join(root, name) for name in dirs + files)
+    return found
 
 
 def _links(owned_by=None):

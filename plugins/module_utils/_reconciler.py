@@ -95,9 +95,12 @@ class NodeReconciler(object):
     def run(self):
         """Validate everything, then reconcile segments, routers, and purge. Returns the
         result. In apply mode the node's metrics then say how the run ended (a failed one
-        too: with its exception, which goes on)."""
+        too: with its exception, which goes on). Input rejected before any change leaves
+        them as they were: such a run changes nothing on the node, not even its metrics."""
         try:
             result = self._run()
+        except ValidationError:
+            raise
         except Exception:
             self._write_node_metrics(success=False)
             raise

@@ -147,6 +147,8 @@ def reconciler_args(node, routers, purge=True, **extra):
     args = {
         "local_ip": "192.0.2.11", "purge": purge, "config_dir": node.dirs["etc"],
         "run_dir": node.dirs["run"], "state_dir": node.dirs["state"],
+        # the node shares the host's /var/lib: metrics stay in the test's directory
+        "metrics_dir": node.dirs["state"] + "/metrics",
         "segments": {
             "ha-t1": {"type": "vxlan", "vni": 2000, "bridge": "brq-" + short("ha-t1"),
                       "device": "vx-" + short("ha-t1"), "mtu": 1450, "remotes": ["192.0.2.12"]},

@@ -98,6 +98,7 @@ class Replica:
         render_template = make_renderer(Templar(loader=DataLoader()), read_sources(paths), {})
         hook = 'echo "$L3HA_ROUTER $L3HA_STATE" >> %s' % hooks_log
         settings = {"config_dir": str(self.config_dir), "run_dir": str(self.run_dir),
+                    "metrics_dir": str(self.run_dir.parent / "metrics"),  # not the host's /var/lib
                     "hooks": {"master": [hook], "backup": [hook], "fault": [hook], "stop": [hook]}}
         files, _view = render_router_files(render_template, self.router(), settings)
         self.config.parent.mkdir(parents=True, mode=0o700)

@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ansible_collections.l3ha.routers.plugins.module_utils import _reconciler
 from ansible_collections.l3ha.routers.plugins.module_utils._metrics import NODE_METRICS, node_metrics_text
+from ansible_collections.l3ha.routers.plugins.module_utils._validate import ValidationError
 from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import METRICS_NODE_FILE
 from test_templates import bare_router, full_router, render
 
@@ -95,6 +96,16 @@ def test_a_failed_run_says_so_and_check_mode_writes_nothing(tmp_path, monkeypatc
     with pytest.raises(OSError):
         crashed.run()
     assert samples(node_file(tmp_path).read_text())[("l3ha_node_last_converge_success", frozenset())] == 0
+
+
+def test_input_rejected_before_any_change_leaves_the_metrics_alone(tmp_path, monkeypatch):
+    def rejected():
+        raise ValidationError(["router r1: keepalived.conf does not pass keepalived -t (validated on the node)"])
+    run = reconciler(tmp_path)
+    monkeypatch.setattr(run, "_run", rejected)
+    with pytest.raises(ValidationError):
+        run.run()
+    assert not (tmp_path / "metrics").exists()
 
 
 def test_no_file_when_metrics_are_off_or_the_controller_renders_again(tmp_path, monkeypatch):
