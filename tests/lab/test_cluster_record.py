@@ -211,7 +211,7 @@ def test_two_runs_at_once_never_collide(cluster):
         thread.join()
     outcomes = dict((name, run.returncode) for name, run in runs.items())
     failed = [name for name, code in outcomes.items() if code != 0]
-    assert len(failed) <= 1, outcomes
+    assert len(failed) <= 1, "%s\n%s" % (outcomes, "\n".join(runs[name].tail(3000) for name in failed))
     for name in failed:
         assert CONFLICT in runs[name].stdout + runs[name].stderr, runs[name].tail()
     record_measurement("two site runs at once", outcomes=outcomes)
