@@ -55,6 +55,11 @@ PROFILE = 'standard'
 # The health check (track_script) of a router, when enabled.
 HEALTH_CHECK = {'interval': 1, 'timeout': 1, 'fall': 2, 'rise': 2, 'gateway': True}
 
+# The uplink monitor (one per node, on by default): a probe of each gateway every
+# `interval` s, down after `fall` unanswered in a row, up after `rise` answers in a row;
+# peers exchange their view on UDP `port` of the underlay (tunnel) addresses.
+UPLINK_MONITOR = {'interval': 0.1, 'fall': 3, 'rise': 3, 'port': 7079}
+
 # What the templates render with (the ``render`` option of l3ha.routers.ha_routers).
 RENDER_SETTINGS = {
     'advert_int': PROFILES[PROFILE],
@@ -75,6 +80,7 @@ RENDER_SETTINGS = {
     'radvd': True,
     'radvd_command': RADVD_COMMAND,
     'supervisor': 'reconciler',
+    'uplink_monitor': True,
 }
 
 TEMPLATES = {
@@ -131,6 +137,11 @@ ROLE_DEFAULTS = {
     'l3ha_health_check_fall': HEALTH_CHECK['fall'],
     'l3ha_health_check_rise': HEALTH_CHECK['rise'],
     'l3ha_health_check_gateway': HEALTH_CHECK['gateway'],
+    'l3ha_uplink_monitor': RENDER_SETTINGS['uplink_monitor'],
+    'l3ha_uplink_monitor_interval': UPLINK_MONITOR['interval'],
+    'l3ha_uplink_monitor_fall': UPLINK_MONITOR['fall'],
+    'l3ha_uplink_monitor_rise': UPLINK_MONITOR['rise'],
+    'l3ha_uplink_monitor_port': UPLINK_MONITOR['port'],
     'l3ha_notify_hooks': RENDER_SETTINGS['hooks'],
     'l3ha_keepalived_template': TEMPLATES['keepalived.conf'],
     'l3ha_notify_template': TEMPLATES['notify.sh'],
@@ -156,7 +167,7 @@ MODULE_DEFAULTS = {
         'config_dir': CONFIG_DIR, 'run_dir': RUN_DIR, 'state_dir': STATE_DIR, 'metrics_dir': METRICS_DIR,
         'keepalived_bin': KEEPALIVED_COMMAND, 'nft_bin': NFT_COMMAND, 'conntrackd_bin': CONNTRACKD_COMMAND,
         'supervisor': 'reconciler', 'purge': False, 'sysctl_file': '', 'restore_dir': '', 'restore_non_ha': True,
-        'validate_on_node': False,
+        'validate_on_node': False, 'uplink_monitor': None, 'uplink_peers': {},
     },
     'router_facts': {'config_dir': CONFIG_DIR, 'run_dir': RUN_DIR, 'state_dir': STATE_DIR},
     'cluster_record': {'state_dir': STATE_DIR, 'state': 'read'},

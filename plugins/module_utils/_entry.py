@@ -13,7 +13,7 @@ from functools import partial
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.l3ha.routers.plugins.module_utils._changes import Changes
-from ansible_collections.l3ha.routers.plugins.module_utils._defaults import MODULE_DEFAULTS
+from ansible_collections.l3ha.routers.plugins.module_utils._defaults import MODULE_DEFAULTS, UPLINK_MONITOR
 from ansible_collections.l3ha.routers.plugins.module_utils import _netlink
 from ansible_collections.l3ha.routers.plugins.module_utils._validate import (
     Errors, ValidationError, cidr_problem, ifname_problem, mac_problem, mtu_problem,
@@ -59,6 +59,13 @@ HA_ROUTERS_ARGS = dict(
     restore_dir=dict(type='str', default=MODULE_DEFAULTS['ha_routers']['restore_dir']),
     restore_non_ha=dict(type='bool', default=MODULE_DEFAULTS['ha_routers']['restore_non_ha']),
     validate_on_node=dict(type='bool', default=MODULE_DEFAULTS['ha_routers']['validate_on_node']),
+    uplink_monitor=dict(type='dict', options=dict(
+        interval=dict(type='float', default=UPLINK_MONITOR['interval']),
+        fall=dict(type='int', default=UPLINK_MONITOR['fall']),
+        rise=dict(type='int', default=UPLINK_MONITOR['rise']),
+        port=dict(type='int', default=UPLINK_MONITOR['port']),
+    )),
+    uplink_peers=dict(type='dict', default=MODULE_DEFAULTS['ha_routers']['uplink_peers']),
 )
 
 ROUTER_FACTS_ARGS = dict(

@@ -144,6 +144,7 @@ class _Builder:
             summary[router.name] = {"tenant": router.tenant, "vrid": base["vrid"], "segment": base["segment"],
                                     "replicas": list(replicas), "ha": router.ha}
         self._node_segments(nodes)
+        self._uplink_peers(nodes)
         return {"errors": [], "nodes": nodes, "routers": summary}
 
     # --- segments ----------------------------------------------------------------
@@ -197,6 +198,19 @@ class _Builder:
                     remotes = _unique(others + [ip for ip in self.extra_vteps.get(key, []) if ip != tunnel[node]])
                     segment["remotes"] = sorted(remotes, key=_ip_sort_key)
                 entry["segments"][key] = segment
+
+    def _uplink_peers(self, nodes):
+        """Per node and gateway network: the tunnel addresses of the other nodes holding
+        replicas of its HA routers there (the uplink monitor's peers)."""
+        tunnel = dict((n, node.tunnel_ip) for n, node in self.inputs.nodes.items())
+        for node, entry in nodes.items():
+            found = {}
+            for router in entry["routers"]:
+                if router["ha"] and router["gateway"] is not None:
+                    others = found.setdefault(router["gateway"]["network"], set())
+                    others.update(n for n in self.placement[router["name"]] if n != node and tunnel.get(n))
+            entry["uplink_peers"] = dict((network, sorted((tunnel[n] for n in others), key=_ip_sort_key))
+                                         for network, others in sorted(found.items()))
 
     # --- routers -----------------------------------------------------------------
 

@@ -52,6 +52,7 @@ from ansible_collections.l3ha.routers.plugins.module_utils._segments import (
     ensure_segment, marker, segment_links, validate_segments,
 )
 from ansible_collections.l3ha.routers.plugins.module_utils._supervisor import SupervisorError
+from ansible_collections.l3ha.routers.plugins.module_utils._uplink import UplinkMonitor, validate_uplink
 from ansible_collections.l3ha.routers.plugins.module_utils._validate import Errors, ValidationError
 from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import (
     CONNTRACKD_CONF, DRAINED_MARKER, KEEPALIVED_CONF, RADVD_CONF, LINK_MARKER, NFTABLES_RULES, NOTIFY_SCRIPT,
@@ -84,6 +85,8 @@ class NodeReconciler(object):
         self.params = params
         self.processes = RouterProcesses(option['supervisor'], self.config_dir, self.run_dir,
                                          option['keepalived_bin'], option['conntrackd_bin'])
+        self.uplink = UplinkMonitor(option['uplink_monitor'], option['uplink_peers'], option['supervisor'],
+                                    self.config_dir, self.run_dir, self.metrics_dir, self.local_ip)
         self.check_mode = check_mode
         # one broken router must not stop the others: its problem is kept, the module fails at the end
         self.failures = self.processes.failures
@@ -131,6 +134,7 @@ class NodeReconciler(object):
             errors = Errors()
             validate_routers(self.routers, self.segments, errors)
             validate_segments(self.segments, self.local_ip, root, errors)
+            validate_uplink(self.uplink.option, self.uplink.peers, errors)
             errors.raise_if_any()
             if self.validate_on_node and not stale:
                 self._validate_configs()
@@ -172,6 +176,8 @@ class NodeReconciler(object):
         self._ensure_node_sysctls(node_changes)
         if self.restore_dir:
             queue_install(self.params, self.state_dir, self.restore_dir, node_changes)
+        # before any keepalived starts: the track files' directories, and the monitor writing them
+        self.uplink.ensure(self.routers, self.segments, node_changes)
         node_changes.commit(self.check_mode)
         diffs.extend(node_changes.diffs())
         for name in sorted(self.segments):
@@ -201,6 +207,11 @@ class NodeReconciler(object):
             purge_changes.commit(self.check_mode)
             result['purged_links'] = purge_changes.lines()
             diffs.extend(purge_changes.diffs())
+        # after the routers: none of them tracks what goes here any more
+        uplink_changes = Changes('uplink monitor')
+        self.uplink.finish(self.routers, self.segments, uplink_changes)
+        uplink_changes.commit(self.check_mode)
+        diffs.extend(uplink_changes.diffs())
         result['changed'] = bool(diffs)
         result['diff'] = diffs
         result['failures'] = self.failures

@@ -112,10 +112,26 @@ DRAIN_NFT_TABLE = 'inet l3ha_drain'
 # when keepalived has held that state for this long: a transition in progress is no drift.
 RUNTIME_SETTLE_SECONDS = 2.0
 
+# The uplink monitor, one per node (_uplink.py runs _uplink_monitor.py): in
+# `<config_dir>/uplink/` its program and configuration; in `<run_dir>/uplink/` its pid,
+# status, log, the checksum it was started with and, below `track/<network>/<gateway>`,
+# the keepalived track files (1: the routers tracking that gateway go to FAULT).
+UPLINK_SUBDIR = 'uplink'
+UPLINK_PROGRAM = 'l3ha-uplink'
+UPLINK_CONFIG = 'monitor.json'
+UPLINK_PID = 'monitor.pid'
+UPLINK_STATUS = 'status.json'
+UPLINK_LOG = 'monitor.log'
+UPLINK_CHECKSUM = 'monitor.sha256'
+UPLINK_TRACK_SUBDIR = 'track'
+# supervisor systemd: a transient unit (the restore at boot starts it again)
+UPLINK_SYSTEMD_UNIT = 'l3ha-uplink.service'
+
 # In the metrics directory (node_exporter's textfile collector reads *.prom): one file per
 # router, written by its notify.sh, and one per node, written by the reconciler.
 METRICS_ROUTER_FILE = 'l3ha_router_%s.prom'
 METRICS_NODE_FILE = 'l3ha_node.prom'
+METRICS_UPLINK_FILE = 'l3ha_uplink.prom'   # written by the uplink monitor
 METRICS_ROUTER_FILE_RE = re.compile(r'^l3ha_router_(%s)\.prom$' % ROUTER_NAME_PATTERN)
 
 
@@ -141,6 +157,21 @@ def router_run_dir(run_dir, name):
 
 def router_metrics_file(metrics_dir, name):
     return os.path.join(metrics_dir, METRICS_ROUTER_FILE % name)
+
+
+def uplink_dir(base_dir):
+    """The uplink monitor's directory below the config or the run directory."""
+    return os.path.join(base_dir, UPLINK_SUBDIR)
+
+
+def uplink_track_file(run_dir, network, gateway):
+    """The keepalived track file of one gateway of one external network."""
+    return os.path.join(run_dir, UPLINK_SUBDIR, UPLINK_TRACK_SUBDIR, network, gateway)
+
+
+def uplink_track_name(gateway):
+    """The name of a gateway's track_file block in keepalived.conf."""
+    return 'uplink_' + gateway.replace('.', '_').replace(':', '_')
 
 
 def systemd_unit(name):

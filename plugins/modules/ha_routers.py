@@ -135,6 +135,39 @@ options:
         controller has no keepalived.
     type: bool
     default: false
+  uplink_monitor:
+    description:
+      - The node's uplink monitor (one process for every external network) probes each distinct
+        gateway of the HA routers' gateway networks (ARP from 0.0.0.0, IPv6 neighbour solicitation from
+        the unspecified address), watches the carrier of the bridge's uplink ports, and writes one keepalived track file per
+        gateway, so every router on a dead uplink goes to FAULT at once. Null (the default) runs none
+        and removes one that runs. The role sets it from C(l3ha_uplink_monitor*) (on by default).
+      - A down gateway fails the routers only while a peer (O(uplink_peers)) reports an answer from it
+        newer than this node's first lost probe; when no node reaches it, nobody fails.
+    type: dict
+    suboptions:
+      interval:
+        description: Seconds between two probes of a gateway.
+        type: float
+        default: 0.1
+      fall:
+        description: Unanswered probes in a row before a gateway is down.
+        type: int
+        default: 3
+      rise:
+        description: Answered probes in a row before a gateway is up again.
+        type: int
+        default: 3
+      port:
+        description: UDP port of the peers' reports, on the tunnel addresses (O(local_ip)).
+        type: int
+        default: 7079
+  uplink_peers:
+    description:
+      - Per external network, the tunnel addresses of the other nodes holding replicas of this node's
+        routers there (the planner's C(uplink_peers) of this node).
+    type: dict
+    default: {}
 notes:
   - Its action plugin renders every router's files on the controller first, and takes three options
     the module never sees. C(templates) names the template of each file (C(keepalived.conf),

@@ -5,7 +5,7 @@ templates need no IP arithmetic.
 
 One small builder per section of a router's keepalived/nftables/conntrackd configuration
 (HA, gateway, internal ports, floating IPs, routes, SNAT, VRRP settings, health check,
-hooks, paths, conntrackd). Each validates its own input and raises ``RenderError`` naming
+uplink track files, hooks, paths, conntrackd). Each validates its own input and raises ``RenderError`` naming
 the router and the field; ``router_view`` composes them into the dict the templates see
 as ``view``.
 
@@ -27,6 +27,7 @@ from ansible_collections.l3ha.routers.plugins.module_utils._defaults import HEAL
 from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import (
     CONNTRACKD_CONF, CONNTRACKD_LOCK, CONNTRACKD_LOG, CONNTRACKD_SOCKET, KEEPALIVED_CONF, NOTIFY_FIFO,
     NOTIFY_SCRIPT, TRANSITIONS_COUNT, VRRP_STATES, as_list, router_config_dir, router_metrics_file, router_run_dir,
+    uplink_track_file, uplink_track_name,
 )
 from ansible_collections.l3ha.routers.plugins.plugin_utils._services_view import (
     RenderError, service_names, services_section,
@@ -106,6 +107,7 @@ class Gateway(Port):
 
     gateway_ips: list  # ipaddress addresses
     snat: bool
+    network: str | None = None
 
     @property
     def address_v4(self):
@@ -160,7 +162,8 @@ def gateway_section(router, ports):
                  for text in as_list(gateway.get("addresses")) + as_list(gateway.get("address"))]
     gateway_ips = [_address(text, name, "gateway.gateway_ips")
                    for text in as_list(gateway.get("gateway_ips")) + as_list(gateway.get("gateway_ip"))]
-    return Gateway(port, (entry or {}).get("mac"), addresses, gateway_ips, gateway.get("snat", True))
+    return Gateway(port, (entry or {}).get("mac"), addresses, gateway_ips, gateway.get("snat", True),
+                   gateway.get("network"))
 
 
 def internal_section(router, ports):
@@ -301,6 +304,21 @@ def health_check_section(settings, gateway):
     return view
 
 
+def uplink_section(settings, gateway, ha):
+    """The keepalived track files of the router's gateways, written by the node's uplink
+    monitor (``l3ha_uplink_monitor``): [{name, file}], empty when it is off, or the router
+    has no gateway or no HA."""
+    try:
+        wanted = boolean(settings.get("uplink_monitor"), strict=True)
+    except TypeError:
+        raise RenderError("l3ha_uplink_monitor: %r is not a boolean" % (settings.get("uplink_monitor"),))
+    if not wanted or gateway is None or ha["ha_port"] is None:
+        return []
+    run_dir = settings["run_dir"].rstrip("/") or "/"
+    return [{"name": uplink_track_name(str(ip)), "gateway": str(ip),
+             "file": uplink_track_file(run_dir, gateway.network, str(ip))} for ip in gateway.gateway_ips]
+
+
 def hooks_section(settings, name):
     """The commands notify.sh runs on each VRRP state, a list per state."""
     hooks = settings.get("hooks") or {}
@@ -419,6 +437,7 @@ def router_view(router, settings=None):
         "snat": snat,
         "master_accept_ra": gateway.master_accept_ra() if gateway else 0,
         "check": health_check_section(merged, gateway),
+        "uplink_tracks": uplink_section(merged, gateway, ha),
         "hooks": hooks_section(merged, name),
         "log_max_bytes": int(merged["log_max_bytes"]),
         "conntrackd": conntrackd_section(router, merged, ha),

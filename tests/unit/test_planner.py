@@ -425,7 +425,7 @@ def test_device_id_collision_is_an_error():
 
 def test_every_node_of_the_group_has_an_entry():
     result = ok([bare("r1")], nodes("az1", "az1", "az1", "az1"))
-    assert result["nodes"]["net4"] == {"segments": {}, "routers": []}
+    assert result["nodes"]["net4"] == {"segments": {}, "routers": [], "uplink_peers": {}}
 
 
 def test_plan_fed_back_is_identical_and_json_serialisable():
@@ -441,3 +441,16 @@ def test_plan_does_not_share_objects_between_nodes():
     one, two = entry(result, "net1", "r1"), entry(result, "net2", "r1")
     for key in ("gateway", "interfaces", "routes", "floating_ips", "internal_subnets", "ports"):
         assert one[key] is not two[key]
+
+
+def test_uplink_peers_are_the_other_replicas_nodes_of_ha_routers_on_each_gateway_network():
+    single = router("r3", 3, ha=False, min_nodes=1, max_nodes=1)
+    result = ok([router("r1", 1), router("r2", 2), bare("r4"), single], nodes("az1", "az1", "az1"))
+    tunnel = dict(("net%d" % (i + 1), "192.0.2.%d" % (11 + i)) for i in range(3))
+    for node, plan_entry in result["nodes"].items():
+        expected = set()
+        for name in ("r1", "r2"):  # r3 has no VRRP, r4 no gateway: no peers from them
+            where = result["routers"][name]["replicas"]
+            if node in where:
+                expected.update(tunnel[n] for n in where if n != node)
+        assert plan_entry["uplink_peers"] == ({"ext": sorted(expected)} if expected else {})

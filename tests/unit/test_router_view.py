@@ -282,6 +282,7 @@ def test_router_view_is_its_sections(router):
         "snat": view.snat_section(router, gateway, internal),
         "master_accept_ra": gateway.master_accept_ra() if gateway else 0,
         "check": view.health_check_section(merged, gateway), "hooks": view.hooks_section(merged, router["name"]),
+        "uplink_tracks": view.uplink_section(merged, gateway, ha),
         "log_max_bytes": RENDER_SETTINGS["log_max_bytes"], "conntrackd": None,
         "paths": view.paths_section(merged, router["name"]),
     })
@@ -294,3 +295,24 @@ def test_auth_warning_gives_the_failover_cost():
     assert view.auth_warning(settings()) is None
     text = view.auth_warning(settings(auth_pass="s3cret", advert_int=0.1))
     assert "VRRPv2" in text and "rounded up to 1 s" in text and "about 3 s" in text and "about 0.3 s" in text
+
+
+def test_uplink_section_names_one_track_file_per_gateway_ip_below_the_run_dir():
+    ports, gateway, _internal = sections(full_router())
+    ha = view.ha_section(full_router(), ports)
+    tracks = view.uplink_section(settings(run_dir="/run/x/"), gateway, ha)
+    assert tracks == [{"name": "uplink_203_0_113_1", "gateway": "203.0.113.1",
+                       "file": "/run/x/uplink/track/ext/203.0.113.1"},
+                      {"name": "uplink_2001_db8_ff__1", "gateway": "2001:db8:ff::1",
+                       "file": "/run/x/uplink/track/ext/2001:db8:ff::1"}]
+
+
+def test_uplink_section_is_empty_when_off_without_gateway_or_without_ha():
+    ports, gateway, _internal = sections(full_router())
+    ha = view.ha_section(full_router(), ports)
+    assert view.uplink_section(settings(uplink_monitor=False), gateway, ha) == []
+    assert view.uplink_section(settings(), None, ha) == []
+    single = single_router()
+    single_ports, single_gateway, _internal = sections(single)
+    assert view.uplink_section(settings(), single_gateway, view.ha_section(single, single_ports)) == []
+    assert "l3ha_uplink_monitor" in error(view.uplink_section, settings(uplink_monitor="maybe"), gateway, ha)
