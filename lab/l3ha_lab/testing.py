@@ -301,6 +301,21 @@ def wait_settled(lab, nodes, routers, timeout=60):
                       interval=0.1, ok=lambda states: one_master_each(states, routers))
 
 
+def uplink_status(lab, node, run_dir=RUN_DIR):
+    """The node's uplink monitor status (its status file, _uplink_monitor.Monitor.status):
+    {node, pid, networks: {name: {carrier, peers_reporting, gateways: {ip: {state, failed,
+    lost, misses, transitions, reason}}}}}; None when it has written none."""
+    path = os.path.join(run_dir, vocabulary.UPLINK_SUBDIR, vocabulary.UPLINK_STATUS)
+    text = node_sh(lab, node, "cat %s 2>/dev/null; true" % path)
+    return json.loads(text) if text.strip() else None
+
+
+def uplink_gateway(lab, node, network, gateway, run_dir=RUN_DIR):
+    """One gateway's entry of the node's uplink status (None when there is none)."""
+    status = uplink_status(lab, node, run_dir) or {}
+    return ((status.get("networks") or {}).get(network) or {}).get("gateways", {}).get(gateway)
+
+
 def parse_transitions(text):
     """[(epoch, state)] of a transitions log, oldest first. Its lines are "EPOCH STATE
     (priority N)", "EPOCH <message>" and hook output (no time stamp): only the first kind counts."""

@@ -228,7 +228,7 @@ class UplinkMonitor(object):
 
 def _makedirs(path):
     if not os.path.isdir(path):
-        os.makedirs(path, 0o755)
+        os.makedirs(path, 0o700)
 
 
 def _write(path, content, mode):

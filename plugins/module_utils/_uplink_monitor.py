@@ -55,9 +55,8 @@ REPORT_VERSION = 1
 # A peer's report counts this long after it arrived (in intervals, at least PEER_FRESH_MIN s).
 PEER_FRESH_INTERVALS = 10
 PEER_FRESH_MIN = 1.0
-# Metrics are rewritten on every change of state and at most this often for the counters.
-METRICS_PERIOD = 1.0
 RESTART_DELAY = 0.5
+PR_SET_PDEATHSIG = 1
 
 
 # ---------------------------------------------------------------- the decision
@@ -352,8 +351,6 @@ class Monitor(object):
         self.reports = dict((name, {}) for name in self.networks)  # network -> {peer: report}
         self.links = {}
         self.dirty = True
-        self.written = 0.0
-        self.states_written = None
         self.running = True
 
     # sockets
@@ -375,7 +372,7 @@ class Monitor(object):
             for gateway in network.gateways.values():
                 directory = os.path.dirname(network.tracks[gateway.ip])
                 if not os.path.isdir(directory):
-                    os.makedirs(directory, 0o755)
+                    os.makedirs(directory, 0o700)
                 self._write_track(name, gateway, force=True)
 
     def _dump_links(self):
@@ -442,8 +439,11 @@ class Monitor(object):
                 break
             sender = arp_reply_from(frame, network.mac) if family == 4 else na_target(frame)
             gateway = network.gateways.get(sender)
-            if gateway is not None and gateway.answer(now, self.rise, network.carrier):
-                self.dirty = True
+            if gateway is None:
+                continue
+            missed = gateway.misses
+            if gateway.answer(now, self.rise, network.carrier) or missed:
+                self.dirty = True  # a state change, or the end of a run of misses
         self.evaluate(name, now)
 
     def on_report(self):
@@ -462,6 +462,8 @@ class Monitor(object):
                 gateways = dict((ip, (entry[0], entry[1])) for ip, entry in report['gateways'].items())
             except (ValueError, KeyError, TypeError, IndexError, AttributeError):
                 continue
+            if source[0] not in self.reports[name]:
+                self.dirty = True  # a peer heard for the first time shows in the status
             self.reports[name][source[0]] = (now, gateways)
             self.evaluate(name, now)
 
@@ -524,36 +526,26 @@ class Monitor(object):
         return {'node': self.config.get('node'), 'pid': os.getpid(), 'networks': dict(
             (name, {'bridge': network.bridge, 'carrier': network.carrier,
                     'peers_reporting': sorted(self.reports[name]),
-                    'gateways': dict((ip, {'state': g.state, 'failed': g.failed, 'lost': g.lost,
-                                           'answered': g.answered, 'misses': g.misses,
+                    'gateways': dict((ip, {'state': g.state, 'failed': g.failed, 'lost': g.lost, 'misses': g.misses,
                                            'transitions': g.transitions, 'reason': g.reason})
                                      for ip, g in network.gateways.items())})
             for name, network in self.networks.items())}
 
     def flush(self, force=False):
-        """Status and metrics files: at once when a state changed (or a probe was lost, for
-        the status), else once a METRICS_PERIOD for the counters."""
-        now = self.clock()
-        states = self._states()
-        periodic = now - self.written >= METRICS_PERIOD
-        if not (force or periodic or self.dirty):
+        """Status and metrics files, rewritten only when something they show changed (a
+        state, a lost probe, a peer heard first): a quiet node's files stay as they are."""
+        if not (force or self.dirty):
             return
         status_file = self.config.get('status_file')
         if status_file:
             write_atomic(status_file, json.dumps(self.status(), sort_keys=True) + '\n', 0o600)
         metrics_file = self.config.get('metrics_file')
-        if metrics_file and (force or periodic or states != self.states_written):
+        if metrics_file:
             try:
                 write_atomic(metrics_file, metrics_text(self.config.get('node'), self.networks))
             except OSError:
                 pass  # metrics never stop the monitor
-        if force or periodic:
-            self.written = now
-        self.states_written = states
         self.dirty = False
-
-    def _states(self):
-        return [(g.state, g.failed, n.carrier) for n in self.networks.values() for g in n.gateways.values()]
 
     def run(self):
         self.open()
@@ -608,6 +600,16 @@ def _write_pid(path):
         write_atomic(path, '%d\n' % os.getpid(), 0o600)
 
 
+def _die_with_parent():
+    """The monitor ends with its supervisor (a killed supervisor leaves no orphan behind,
+    which the next start would run beside)."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
 def _serve(config):
     monitor = Monitor(config)
 
@@ -644,6 +646,7 @@ def _supervise(config):
         pid = os.fork()
         if pid == 0:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            _die_with_parent()
             os._exit(_serve(config))
         if child[0] is False:  # SIGTERM arrived while forking
             os.kill(pid, signal.SIGTERM)
