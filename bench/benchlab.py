@@ -126,6 +126,17 @@ class BenchLab:
             return routers if ok else None
         return wait_until(settled, timeout, "every router %s on %s" % (state, node), interval=0.2)
 
+    def process_cpu(self, comm):
+        """(CPU seconds used so far, how many) of the processes named `comm` in every alive node."""
+        script = "for p in $(pgrep -x %s); do cat /proc/$p/stat 2>/dev/null; done; true" % comm
+        ticks, count = 0, 0
+        for node in self.alive_nodes():
+            for line in self.lab.run(node, ["sh", "-c", script], timeout=60).stdout.splitlines():
+                fields = line.rsplit(")", 1)[1].split()
+                ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+                count += 1
+        return ticks / float(os.sysconf("SC_CLK_TCK")), count
+
     def drain_muted(self, node):
         """Routers on `node` whose namespace holds the drain's MLD-dropping table."""
         script = ('for ns in $(ip netns list | sed -n "s/^\\({prefix}[a-z0-9-]*\\).*/\\1/p"); do '

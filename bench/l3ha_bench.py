@@ -61,9 +61,17 @@ def parse_args(argv):
     parser.add_argument("--priority", type=int,
                         help="l3ha_vrrp_priority for every run (default: the role's default)")
     parser.add_argument("--only", default="scaling,naive,failover",
-                        help="comma-separated subset of scaling,naive,failover,peers (peers: crash and "
-                             "uplink outages of ours, ours with the per-router check, and Neutron's "
-                             "defaults, side by side; not in the default)")
+                        help="comma-separated subset of scaling,naive,failover,peers,large (peers: crash "
+                             "and uplink outages of ours, ours with the per-router check instead of the "
+                             "uplink monitor, and Neutron's defaults, side by side; large: the large "
+                             "profile's crash failover and monitor CPU at --large-routers per node; "
+                             "neither is in the default)")
+    parser.add_argument("--large-routers", type=int, default=1000,
+                        help="routers per node (x 2 replicas on 2 nodes) for the large part")
+    parser.add_argument("--large-sample", type=int, default=50,
+                        help="routers probed during the large part's crash")
+    parser.add_argument("--large-profile", default="large", choices=["standard", "large"],
+                        help="l3ha_profile of the large part (standard: the N=300 analysis)")
     parser.add_argument("--forks", default="",
                         help="comma-separated forks values: one more no-op re-run per N with each "
                              "(Ansible's per-host overhead, e.g. 5,20 on 20 nodes)")
@@ -71,16 +79,19 @@ def parse_args(argv):
     parser.add_argument("--lab-prefix",
                         help="lab directories are PREFIX-<scenario> (default /run/l3ha-bench-<pid>)")
     parser.add_argument("--smoke", action="store_true",
-                        help="small and quick: N=20 on 2 nodes, 1 crash run, naive N=2")
+                        help="small and quick: N=20 on 2 nodes, 1 crash run, naive N=2, every part")
     args = parser.parse_args(argv)
     if args.smoke:
         args.routers, args.nodes, args.failover_routers = "20", 2, 20
         args.crash_runs, args.naive_routers, args.noop_runs = 1, 2, 1
         args.forks = args.forks or "1,2"
+        args.large_routers, args.large_sample = 20, 5
+        if args.only == parser.get_default("only"):
+            args.only = "scaling,naive,failover,peers,large"
     args.router_counts = [int(n) for n in args.routers.split(",") if n.strip()]
     args.fork_counts = [int(n) for n in args.forks.split(",") if n.strip()]
     args.parts = set(p.strip() for p in args.only.split(",") if p.strip())
-    unknown = args.parts - {"scaling", "naive", "failover", "peers"}
+    unknown = args.parts - {"scaling", "naive", "failover", "peers", "large"}
     if unknown:
         parser.error("--only: unknown part(s) %s" % ", ".join(sorted(unknown)))
     if args.naive_routers and {"scaling", "naive"} <= args.parts and args.naive_routers not in args.router_counts:
@@ -150,6 +161,9 @@ def main(argv=None):
         results["failover"] = attempt("failover N=%d" % args.failover_routers, measure.failover, args, log)
     if "peers" in args.parts:
         results["peers"] = attempt("peer baselines N=%d" % args.failover_routers, measure.peers, args, log)
+    if "large" in args.parts:
+        results["large"] = attempt("large profile at %d routers per node" % args.large_routers, measure.large,
+                                   args, log)
     results["wall_s"] = round(time.monotonic() - started, 1)
     measure.write_json(json_path, results)
     md, plots = report.write_all(results, args.out)

@@ -21,8 +21,11 @@ def spread(values):
     values = list(values)
     if not values:
         return None
-    return {"min": round(min(values), 4), "median": round(statistics.median(values), 4),
-            "max": round(max(values), 4), "count": len(values)}
+    found = {"min": round(min(values), 4), "median": round(statistics.median(values), 4),
+             "max": round(max(values), 4), "count": len(values)}
+    if len(values) >= 2:
+        found["p95"] = round(statistics.quantiles(values, n=20, method="inclusive")[18], 4)
+    return found
 
 
 def transition_counts(info):
@@ -188,11 +191,18 @@ def naive_baseline(options, count, log):
         bench.close()
 
 
+# How long after the event's call returned its effect may still begin: a crashed lab
+# node's router namespaces forward on until the kernel's asynchronous namespace cleanup
+# deletes their links (seen: 88 ms after the kill returned, at light load).
+EVENT_TAIL_S = 0.5
+
+
 def _outages(probe, routers, event=None):
     """Per router: the longest reply gap, and whether it overlaps the event.
 
     `event` is (start, end): the crash takes effect somewhere between the call and its
-    return, which on a loaded machine can take tens of milliseconds.
+    return, which on a loaded machine can take tens of milliseconds, or up to
+    EVENT_TAIL_S later.
     """
     rows = {}
     for router in routers:
@@ -201,7 +211,7 @@ def _outages(probe, routers, event=None):
         rows[router] = {"outage_s": gap, "gap_start": start, "received": entry["received"],
                         "sent": entry["sent"],
                         "spans_event": None if event is None else
-                        start - 0.05 <= event[1] and event[0] <= start + gap + 0.05}
+                        start - EVENT_TAIL_S <= event[1] and event[0] <= start + gap + 0.05}
     return rows
 
 
@@ -279,18 +289,41 @@ def _crash_run(bench, run, victim, survivor, options, log):
 
 # Neutron's keepalived defaults (neutron/agent/l3/ha.py and keepalived.py): VRRPv2 (no
 # vrrp_version line), advert_int 2 (ha_vrrp_advert_int), every replica priority 50,
-# garp_master_delay 60, no health check (ha_vrrp_health_check_interval 0).
+# garp_master_delay 60, no health check (ha_vrrp_health_check_interval 0), and of course
+# no uplink monitor.
 NEUTRON_DEFAULTS = {"l3ha_advert_int": 2, "l3ha_vrrp_version": 2, "l3ha_vrrp_priority": 50,
-                    "l3ha_garp_master_delay": 60, "l3ha_health_check": False}
+                    "l3ha_garp_master_delay": 60, "l3ha_health_check": False, "l3ha_uplink_monitor": False}
 UPLINK_WAIT_S = 30.0
+# The steady-state CPU window of each profile (a measuring window, not a wait).
+CPU_WINDOW_S = 10.0
+UPLINK_PROGRAM = "l3ha-uplink"
 
 
 def peer_profiles(options):
-    """(label, extra vars) of the side-by-side runs: ours as the run is configured, ours
-    with the per-router health check, and Neutron's defaults."""
+    """(label, extra vars) of the side-by-side runs: ours as the run is configured (the
+    uplink monitor on, its default), ours with the per-router health check instead of the
+    monitor (what 1.x did), and Neutron's defaults."""
     return [("l3ha.routers", dict(options.extra_vars)),
-            ("l3ha.routers + per-router check", dict(options.extra_vars, l3ha_health_check=True)),
+            ("l3ha.routers, per-router check instead of the monitor",
+             dict(options.extra_vars, l3ha_health_check=True, l3ha_uplink_monitor=False)),
             ("Neutron defaults", dict(options.extra_vars, **NEUTRON_DEFAULTS))]
+
+
+def _machine_busy():
+    """CPU seconds the whole machine has spent busy (all but idle and iowait), from /proc/stat."""
+    with open("/proc/stat") as handle:
+        fields = [int(v) for v in handle.readline().split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / float(os.sysconf("SC_CLK_TCK"))
+
+
+def cpu_window(bench, seconds=CPU_WINDOW_S):
+    """Steady-state CPU over `seconds`: the whole machine's, and the uplink monitors' (every node)."""
+    machine, (monitor, _count) = _machine_busy(), bench.process_cpu(UPLINK_PROGRAM)
+    time.sleep(seconds)  # the measuring window
+    busy, (monitor_after, count) = _machine_busy(), bench.process_cpu(UPLINK_PROGRAM)
+    return {"window_s": seconds, "machine_cores": round((busy - machine) / seconds, 3),
+            "monitor_cores": round((monitor_after - monitor) / seconds, 4), "monitor_processes": count,
+            "load_average": round(os.getloadavg()[0], 2)}
 
 
 def peers(options, log):
@@ -317,6 +350,9 @@ def peers(options, log):
                 rows.append({"profile": label, "extra_vars": extra_vars, "routers": options.failover_routers,
                              "crash": {"summary": summary}, "uplink": {"summary": "-"}})
                 continue
+            cpu = cpu_window(bench)
+            log("  [%s] steady state: machine %.2f cores, uplink monitors %.4f cores"
+                % (name, cpu["machine_cores"], cpu["monitor_cores"]))
             victim = max(bench.nodes, key=lambda node: sum(1 for m in masters.values() if m == [node]))
             survivor = [node for node in bench.nodes if node != victim][0]
             moving = sorted(r for r, m in masters.items() if m == [victim])
@@ -337,16 +373,17 @@ def peers(options, log):
                                     restore=lambda: bench.lab.link(survivor, "ext", True))
             log("  [%s] uplink cut: %s" % (name, uplink["summary"]))
             rows.append({"profile": label, "extra_vars": extra_vars, "routers": options.failover_routers,
-                         "crash": crash, "uplink": uplink})
+                         "crash": crash, "uplink": uplink, "cpu": cpu})
         finally:
             bench.close()
     return rows
 
 
-def _moved_outages(bench, name, routers, options, cause, recovered, restore=None):
+def _moved_outages(bench, name, routers, options, cause, recovered, restore=None, probe_all=True):
     """Outage of `routers` (longest reply gap spanning the event) when `cause()` runs; waits
-    for `recovered()` (None: they did not move), then `restore()`."""
-    prober = bench.start_prober(name, interval=options.interval)
+    for `recovered()` (None: they did not move), then `restore()`. The prober sends to
+    every router, or with `probe_all` false to `routers` only (a sample)."""
+    prober = bench.start_prober(name, routers=None if probe_all else routers, interval=options.interval)
     try:
         time.sleep(options.baseline_s)  # traffic before the event, so the gap has a start
         started = time.time()
@@ -374,6 +411,41 @@ def _moved_outages(bench, name, routers, options, cause, recovered, restore=None
     return result
 
 
+def large(options, log):
+    """The `large` profile at N routers per node (N routers x 2 replicas on 2 nodes): the
+    uplink monitors' CPU, then a crash of the node holding the most masters, with traffic
+    to a sample of the routers that move (probing all of them would load the machine
+    more than the failover does)."""
+    count = options.large_routers
+    extra_vars = dict(options.extra_vars, l3ha_profile=options.large_profile)
+    extra_vars.pop("l3ha_advert_int", None)  # the profile's own (large: 0.5 s)
+    bench = BenchLab("large", options.work_dir, count, 2, extra_vars=extra_vars,
+                     lab_dir=options.lab_dir("large"), log=log)
+    try:
+        bench.up()
+        converge = bench.playbook(SITE)
+        masters = bench.masters(bench.wait_one_master_each(timeout=max(120.0, count * 0.3)))
+        cpu = cpu_window(bench)
+        log("  [large] steady state: machine %.2f cores, uplink monitors %.4f cores, load %.1f"
+            % (cpu["machine_cores"], cpu["monitor_cores"], cpu["load_average"]))
+        victim = max(bench.nodes, key=lambda node: sum(1 for m in masters.values() if m == [node]))
+        survivor = [node for node in bench.nodes if node != victim][0]
+        moving = sorted(r for r, m in masters.items() if m == [victim])
+        sample = moving[::max(1, len(moving) // options.large_sample)][:options.large_sample]
+        busy_before, started = _machine_busy(), time.monotonic()
+        crash = _moved_outages(bench, "crash", sample, options, lambda: bench.lab.crash(victim),
+                               lambda: bench.wait_states(survivor, "master", timeout=180.0), probe_all=False)
+        # the machine's CPU from the crash window's start to the end of the traffic after it
+        crash["machine_cores"] = round((_machine_busy() - busy_before) / (time.monotonic() - started), 3)
+        log("  [large] crash of %s (%d masters, %d probed): %s" % (victim, len(moving), len(sample), crash["summary"]))
+        return {"routers": count, "nodes": 2, "routers_per_node": count, "extra_vars": extra_vars,
+                "profile": options.large_profile,
+                "converge_s": converge["seconds"], "cpu": cpu, "crashed": victim,
+                "masters_on_crashed": len(moving), "probed": len(sample), "crash": crash}
+    finally:
+        bench.close()
+
+
 def write_json(path, data):
     tmp = path + ".tmp"
     with open(tmp, "w") as handle:
@@ -381,4 +453,4 @@ def write_json(path, data):
     os.rename(tmp, path)
 
 
-__all__ = ["BenchError", "scaling", "naive_baseline", "failover", "peers", "spread", "write_json"]
+__all__ = ["BenchError", "scaling", "naive_baseline", "failover", "peers", "large", "spread", "write_json"]

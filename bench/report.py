@@ -135,9 +135,25 @@ def markdown(results):
     if peer_rows:
         lines += ["", "## Side by side: ours and Neutron's defaults (%d routers on 2 nodes)" % peer_rows[0]["routers"],
                   "", "| profile | crash of the node with half the masters | external link cut on the node "
-                  "with every master |", "|---|---|---|"]
+                  "with every master | steady-state CPU: machine / uplink monitors (cores) |", "|---|---|---|---|"]
         for row in peer_rows:
-            lines.append("| %s | %s | %s |" % (row["profile"], row["crash"]["summary"], row["uplink"]["summary"]))
+            cpu = row.get("cpu")
+            lines.append("| %s | %s | %s | %s |" % (
+                row["profile"], row["crash"]["summary"], row["uplink"]["summary"],
+                "%.2f / %.4f (load %.1f)" % (cpu["machine_cores"], cpu["monitor_cores"], cpu["load_average"])
+                if cpu else "-"))
+    large = results.get("large")
+    if large and large.get("cpu"):
+        cpu, crash = large["cpu"], large["crash"]
+        lines += ["", "## The %s profile at %d routers per node (%d x 2 replicas on 2 nodes)"
+                  % (large.get("profile", "large"), large["routers_per_node"], large["routers"]), "",
+                  "Cold converge %.1f s. Steady state: machine %.2f cores, uplink monitors %.4f cores (load %.1f)."
+                  % (large["converge_s"], cpu["machine_cores"], cpu["monitor_cores"], cpu["load_average"]),
+                  "Crash of %s (master of %d routers), %d of them probed: outage %s (p95 %s); "
+                  "the machine used %s cores from the crash to the end of the traffic after it."
+                  % (large["crashed"], large["masters_on_crashed"], large["probed"],
+                     _spread(crash["outage_s"]) if crash.get("outage_s") else crash["summary"],
+                     _fmt((crash.get("outage_s") or {}).get("p95")), crash.get("machine_cores", "?"))]
     failover = results.get("failover")
     if failover:
         lines += ["", "## Failover (%d routers on 2 nodes, probes every %.0f ms from upstream to "

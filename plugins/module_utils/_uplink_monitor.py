@@ -267,15 +267,19 @@ def _label(value):
     return str(value).replace('\\', '\\\\').replace('"', '\\"').replace('\n', '\\n')
 
 
+# The monitor's series in node_exporter's textfile format: name -> (type, help).
+UPLINK_METRICS = {
+    'l3ha_uplink_up': ('gauge', 'Whether this node reaches the gateway of an external network (probes, carrier).'),
+    'l3ha_uplink_routers_failed': ('gauge', 'Whether the routers tracking the gateway are held in FAULT here.'),
+    'l3ha_uplink_carrier': ('gauge', 'Carrier of the external network\'s uplink ports (absent: no such port).'),
+    'l3ha_uplink_lost_probes_total': ('counter', 'Probes of the gateway that went unanswered.'),
+    'l3ha_uplink_transitions_total': ('counter', 'Up and down changes of the gateway seen by this node.'),
+}
+
+
 def metrics_text(node, networks):
     """node_exporter textfile of the monitor."""
-    series = {
-        'l3ha_uplink_up': ('gauge', 'Whether this node reaches the gateway of an external network (probes, carrier).'),
-        'l3ha_uplink_routers_failed': ('gauge', 'Whether the routers tracking the gateway are held in FAULT here.'),
-        'l3ha_uplink_carrier': ('gauge', 'Carrier of the external network\'s uplink ports (absent: no such port).'),
-        'l3ha_uplink_lost_probes_total': ('counter', 'Probes of the gateway that went unanswered.'),
-        'l3ha_uplink_transitions_total': ('counter', 'Up and down changes of the gateway seen by this node.'),
-    }
+    series = UPLINK_METRICS
     rows = dict((name, []) for name in series)
     for name, network in sorted(networks.items()):
         if network.carrier is not None:

@@ -47,7 +47,7 @@ def test_writes_markdown_and_plots(smoke):
     table = (out / "results.md").read_text()
     for metric in ("crash failover outage", "graceful drain outage", "cold converge", "no-op re-run",
                    "--check", "naive playbook", "memory per router replica", "spurious VRRP transitions",
-                   "against Ansible's forks"):
+                   "against Ansible's forks", "Side by side", "profile at 20 routers per node"):
         assert metric in table
     for plot in ("outage_per_router.png", "converge_vs_n.png"):
         assert (out / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -108,6 +108,32 @@ def test_drain_muted_exactly_the_moved_routers_until_undrain(smoke):
     drain = smoke["results"]["failover"]["drain"]
     assert drain["muted"] == sorted(drain["per_router"])
     assert drain["muted_after_undrain"] == []
+
+
+def test_peers_side_by_side_only_ours_and_the_check_move_on_an_uplink_cut(smoke):
+    rows = dict((row["profile"], row) for row in smoke["results"]["peers"])
+    assert len(rows) == 3
+    ours, neutron = rows["l3ha.routers"], rows["Neutron defaults"]
+    check = [row for label, row in rows.items() if "per-router check" in label][0]
+    for row in rows.values():
+        assert row["crash"]["failed_over"] is True and row["crash"]["outage_s"]["count"] > 0
+        assert row["cpu"]["machine_cores"] > 0
+    # every router's master sat on the cut node: ours and the check move all 20, Neutron's defaults none
+    assert ours["uplink"]["failed_over"] is True and ours["uplink"]["outage_s"]["count"] == 20
+    assert check["uplink"]["failed_over"] is True
+    assert neutron["uplink"]["failed_over"] is False
+    # a supervisor and its monitor on each of the 2 nodes; none without the monitor
+    assert ours["cpu"]["monitor_processes"] == 4
+    assert check["cpu"]["monitor_processes"] == neutron["cpu"]["monitor_processes"] == 0
+
+
+def test_large_profile_crash_is_measured_on_its_sample(smoke):
+    large = smoke["results"]["large"]
+    assert large["extra_vars"]["l3ha_profile"] == "large" and "l3ha_advert_int" not in large["extra_vars"]
+    assert large["probed"] == min(5, large["masters_on_crashed"]) > 0
+    assert large["crash"]["failed_over"] is True
+    assert large["crash"]["outage_s"]["count"] == large["probed"]
+    assert large["cpu"]["monitor_processes"] == 4
 
 
 def _replica(*timed_states):

@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ansible_collections.l3ha.routers.plugins.module_utils import _reconciler
 from ansible_collections.l3ha.routers.plugins.module_utils._metrics import NODE_METRICS, node_metrics_text
+from ansible_collections.l3ha.routers.plugins.module_utils._uplink_monitor import UPLINK_METRICS
 from ansible_collections.l3ha.routers.plugins.module_utils._validate import ValidationError
 from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import METRICS_NODE_FILE
 from test_templates import bare_router, full_router, render
@@ -277,7 +278,8 @@ def expressions():
 
 
 def test_rules_and_dashboard_name_only_metrics_the_collection_writes():
-    written = set(ROUTER_METRICS) | set(name for name, _help in NODE_METRICS) | {"instance:l3ha_node_masters:sum"}
+    written = (set(ROUTER_METRICS) | set(name for name, _help in NODE_METRICS) | set(UPLINK_METRICS)
+               | {"instance:l3ha_node_masters:sum"})
     assert {"l3ha_router_state", "l3ha_router_transitions_total", "l3ha_service_up"} <= written
     used = set()
     for expr in expressions():
