@@ -328,10 +328,14 @@ def cpu_window(bench, seconds=CPU_WINDOW_S):
 
 def peers(options, log):
     """The same lab and routers under each peer profile: crash of the node holding half the
-    masters, then loss of the external link on the node holding all of them."""
+    masters, then loss of the external link on the node holding all of them. A profile
+    that fails keeps what it measured, with the error; the next one runs."""
     rows = []
     for label, extra_vars in peer_profiles(options):
         name = "peer%d" % len(rows)
+        row = {"profile": label, "extra_vars": extra_vars, "routers": options.failover_routers,
+               "crash": {"summary": "not measured"}, "uplink": {"summary": "not measured"}}
+        rows.append(row)
         bench = BenchLab(name, options.work_dir, options.failover_routers, 2, extra_vars=extra_vars,
                          lab_dir=options.lab_dir(name), log=log)
         try:
@@ -344,21 +348,19 @@ def peers(options, log):
                 for data in bench.info().values():
                     for entry in data["routers"].values():
                         states[entry["state"]] = states.get(entry["state"], 0) + 1
-                summary = "never settled to one master per router (replica states: %s)" % ", ".join(
+                row["crash"]["summary"] = "never settled to one master per router (replica states: %s)" % ", ".join(
                     "%s %d" % item for item in sorted(states.items()))
-                log("  [%s] %s" % (name, summary))
-                rows.append({"profile": label, "extra_vars": extra_vars, "routers": options.failover_routers,
-                             "crash": {"summary": summary}, "uplink": {"summary": "-"}})
+                log("  [%s] %s" % (name, row["crash"]["summary"]))
                 continue
-            cpu = cpu_window(bench)
+            row["cpu"] = cpu_window(bench)
             log("  [%s] steady state: machine %.2f cores, uplink monitors %.4f cores"
-                % (name, cpu["machine_cores"], cpu["monitor_cores"]))
+                % (name, row["cpu"]["machine_cores"], row["cpu"]["monitor_cores"]))
             victim = max(bench.nodes, key=lambda node: sum(1 for m in masters.values() if m == [node]))
             survivor = [node for node in bench.nodes if node != victim][0]
             moving = sorted(r for r, m in masters.items() if m == [victim])
-            crash = _moved_outages(bench, "crash", moving, options, lambda: bench.lab.crash(victim),
-                                   lambda: bench.wait_states(survivor, "master", timeout=60.0))
-            log("  [%s] crash: %s" % (name, crash["summary"]))
+            row["crash"] = _moved_outages(bench, "crash", moving, options, lambda: bench.lab.crash(victim),
+                                          lambda: bench.wait_states(survivor, "master", timeout=60.0))
+            log("  [%s] crash: %s" % (name, row["crash"]["summary"]))
             bench.lab.boot(victim)
             bench.playbook(SITE)
             bench.wait_states(victim, "backup")
@@ -368,12 +370,13 @@ def peers(options, log):
                     return bench.wait_states(victim, "master", timeout=UPLINK_WAIT_S)
                 except WaitTimeout:
                     return None  # no failover: the outage lasts as long as the cut
-            uplink = _moved_outages(bench, "uplink", list(bench.routers), options,
-                                    lambda: bench.lab.link(survivor, "ext", False), moved_back,
-                                    restore=lambda: bench.lab.link(survivor, "ext", True))
-            log("  [%s] uplink cut: %s" % (name, uplink["summary"]))
-            rows.append({"profile": label, "extra_vars": extra_vars, "routers": options.failover_routers,
-                         "crash": crash, "uplink": uplink, "cpu": cpu})
+            row["uplink"] = _moved_outages(bench, "uplink", list(bench.routers), options,
+                                           lambda: bench.lab.link(survivor, "ext", False), moved_back,
+                                           restore=lambda: bench.lab.link(survivor, "ext", True))
+            log("  [%s] uplink cut: %s" % (name, row["uplink"]["summary"]))
+        except (BenchError, WaitTimeout) as exc:  # the other profiles are still measured
+            row["error"] = str(exc)
+            log("  [%s] FAILED: %s" % (name, exc))
         finally:
             bench.close()
     return rows
@@ -390,25 +393,42 @@ def _moved_outages(bench, name, routers, options, cause, recovered, restore=None
         cause()
         returned = time.time()
         moved = recovered() is not None
+        held = None if moved else _masters_per_node(bench)
+        settled = True
         if restore is not None:
             restore()
             if not moved:
-                bench.wait_one_master_each(timeout=60.0)
+                try:
+                    bench.wait_one_master_each(timeout=60.0)
+                except WaitTimeout:
+                    settled = False  # reported: the profile did not recover from the event
         time.sleep(options.baseline_s)  # traffic after the recovery, so the gap has an end
     finally:
         probe, stall = bench.stop_prober(prober)
     rows = _outages(probe, routers, (started, returned))
     outages = [r["outage_s"] for r in rows.values()]
     result = {"routers": len(routers), "failed_over": moved, "prober_send_stall_s": stall,
-              "outage_s": spread(outages) if outages else None}
+              "outage_s": spread(outages) if outages else None, "masters_per_node_when_given_up": held,
+              "settled_after_restore": settled}
     if not moved:
-        result["summary"] = "no failover within %.0f s (traffic back only when the link was restored)" % UPLINK_WAIT_S
+        result["summary"] = "no failover within %.0f s (masters per node then: %s); traffic back only when " \
+                            "the link was restored%s" % (
+                                UPLINK_WAIT_S, ", ".join("%s %d" % item for item in sorted(held.items())),
+                                "" if settled else ", and not one master per router 60 s after that")
     elif outages:
         result["summary"] = "outage median %.3f s, max %.3f s over %d routers" % (
             statistics.median(outages), max(outages), len(outages))
     else:
         result["summary"] = "no router moved"
     return result
+
+
+def _masters_per_node(bench):
+    found = {}
+    for nodes in bench.masters().values():
+        for node in nodes:
+            found[node] = found.get(node, 0) + 1
+    return found
 
 
 def large(options, log):

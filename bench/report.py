@@ -139,7 +139,8 @@ def markdown(results):
         for row in peer_rows:
             cpu = row.get("cpu")
             lines.append("| %s | %s | %s | %s |" % (
-                row["profile"], row["crash"]["summary"], row["uplink"]["summary"],
+                row["profile"] + (" (failed: %s)" % row["error"] if row.get("error") else ""),
+                row["crash"]["summary"], row["uplink"]["summary"],
                 "%.2f / %.4f (load %.1f)" % (cpu["machine_cores"], cpu["monitor_cores"], cpu["load_average"])
                 if cpu else "-"))
     large = results.get("large")

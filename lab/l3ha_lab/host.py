@@ -2,10 +2,13 @@
 
 Lab nodes are namespaces of one kernel, so limits a real node has for itself are the
 host's here: the neighbour tables are shared by every namespace, and with a few hundred
-routers they overflow their defaults (1024 entries); and one broadcast flooded to all
-nodes' router ports overflows the per-CPU input queue (1000 packets). The reconciler raises the same
+routers they overflow their defaults (1024 entries); one broadcast flooded to all
+nodes' router ports overflows the per-CPU input queue (1000 packets); and every
+keepalived of every node takes one of the host's 128 inotify instances. The reconciler raises the same
 limits on real nodes: both take them from NODE_SYSCTL_FLOORS in
-plugins/module_utils/_vocabulary.py. Inside a lab node these files do not exist.
+plugins/module_utils/_vocabulary.py. Inside a lab node the net.* files do not exist;
+fs.inotify.max_user_instances is the host's everywhere, so the reconciler finds it raised
+(a PrivateNode raises it too, for the tests that run the reconciler without a lab).
 
 /run/l3ha-lab-host.json records the values found and the labs that use the raised ones.
 """

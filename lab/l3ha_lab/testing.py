@@ -30,7 +30,7 @@ import tempfile
 import termios
 import time
 
-from l3ha_lab import kernel
+from l3ha_lab import host, kernel
 from l3ha_lab.collection import defaults, vocabulary
 from l3ha_lab.machine import OWNER_ALIAS
 from l3ha_lab.model import LabError
@@ -444,6 +444,9 @@ class PrivateNode:
     """
 
     def __init__(self, setup=""):
+        # Host-wide limits (inotify) are the host's in here too, as in a lab: raised while it lives.
+        self.host_dir = tempfile.mkdtemp(prefix="l3ha-private-node-", dir="/run")
+        host.acquire(self.host_dir)
         script = ("mount -t tmpfs -o mode=0755 tmpfs /run && mkdir /run/netns /run/lock && "
                   "ip link set lo up\n%s\necho ready\nexec sleep infinity\n" % setup)
         self.proc = subprocess.Popen(["unshare", "--net", "--mount", "--propagation", "private",
@@ -452,6 +455,7 @@ class PrivateNode:
         if ready != "ready":
             self.proc.kill()
             self.proc.wait()
+            self._release_host()
             raise LabError("private node did not start (exit %s)" % self.proc.returncode)
         self.pid = self.proc.pid
         # Its /run is a tmpfs of its own: a process whose /run is that tmpfs is in the node.
@@ -493,6 +497,11 @@ class PrivateNode:
         self.proc.kill()
         self.proc.wait()
         wait_until(self.processes, timeout, "the processes of the private node to exit", ok=lambda left: not left)
+        self._release_host()
+
+    def _release_host(self):
+        os.rmdir(self.host_dir)
+        host.release(self.host_dir)
 
 
 # ---------------------------------------------------------------- leaks
