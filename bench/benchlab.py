@@ -117,14 +117,15 @@ class BenchLab:
             return info if ok and logged else None
         return wait_until(settled, timeout, "one master per router%s" % (" on " + on if on else ""), interval=0.2)
 
-    def wait_states(self, node, state, timeout=120.0):
-        """Wait until every router on `node` is in `state`."""
+    def wait_states(self, node, state, timeout=120.0, interval=0.2):
+        """Wait until every router on `node` is in `state` (each look is a Python process in
+        the node: during a measured event, look seldom)."""
         def settled():
             routers = self.node_info(node)["routers"]
             ok = set(routers) >= set(self.routers) and all(
                 routers[r]["state"] == state for r in self.routers)
             return routers if ok else None
-        return wait_until(settled, timeout, "every router %s on %s" % (state, node), interval=0.2)
+        return wait_until(settled, timeout, "every router %s on %s" % (state, node), interval=interval)
 
     def process_cpu(self, comm):
         """(CPU seconds used so far, how many) of the processes named `comm` in every alive node."""

@@ -66,6 +66,9 @@ def parse_args(argv):
                              "uplink monitor, and Neutron's defaults, side by side; large: the large "
                              "profile's crash failover and monitor CPU at --large-routers per node; "
                              "neither is in the default)")
+    parser.add_argument("--probe-sample", type=int, default=0,
+                        help="peers part: probe this many of the routers that move (0: all); one "
+                             "prober probing 100 routers every 10 ms stalls itself during a failover")
     parser.add_argument("--large-routers", type=int, default=1000,
                         help="routers per node (x 2 replicas on 2 nodes) for the large part")
     parser.add_argument("--large-sample", type=int, default=50,
@@ -131,7 +134,7 @@ def main(argv=None):
     results = {"started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                "arguments": " ".join(sys.argv[1:] if argv is None else argv) or "(defaults)",
                "machine": machine(), "advert_int_s": args.advert_int,
-               "vrrp_priority": args.priority, "scaling": [], "errors": []}
+               "vrrp_priority": args.priority, "probe_sample": args.probe_sample, "scaling": [], "errors": []}
     json_path = os.path.join(args.out, "results.json")
     log("bench: results in %s" % args.out)
 

@@ -294,6 +294,9 @@ def _crash_run(bench, run, victim, survivor, options, log):
 NEUTRON_DEFAULTS = {"l3ha_advert_int": 2, "l3ha_vrrp_version": 2, "l3ha_vrrp_priority": 50,
                     "l3ha_garp_master_delay": 60, "l3ha_health_check": False, "l3ha_uplink_monitor": False}
 UPLINK_WAIT_S = 30.0
+# While traffic is measured, the end of an event is looked for this seldom: each look
+# starts a Python process in every node, which competes with the failover it waits for.
+EVENT_POLL_S = 1.0
 # The steady-state CPU window of each profile (a measuring window, not a wait).
 CPU_WINDOW_S = 10.0
 UPLINK_PROGRAM = "l3ha-uplink"
@@ -358,8 +361,11 @@ def peers(options, log):
             victim = max(bench.nodes, key=lambda node: sum(1 for m in masters.values() if m == [node]))
             survivor = [node for node in bench.nodes if node != victim][0]
             moving = sorted(r for r, m in masters.items() if m == [victim])
-            row["crash"] = _moved_outages(bench, "crash", moving, options, lambda: bench.lab.crash(victim),
-                                          lambda: bench.wait_states(survivor, "master", timeout=60.0))
+            row["crash"] = _moved_outages(bench, "crash", _sample(moving, options.probe_sample), options,
+                                          lambda: bench.lab.crash(victim),
+                                          lambda: bench.wait_states(survivor, "master", timeout=60.0,
+                                                                    interval=EVENT_POLL_S),
+                                          probe_all=not options.probe_sample)
             log("  [%s] crash: %s" % (name, row["crash"]["summary"]))
             bench.lab.boot(victim)
             bench.playbook(SITE)
@@ -367,12 +373,13 @@ def peers(options, log):
 
             def moved_back():
                 try:
-                    return bench.wait_states(victim, "master", timeout=UPLINK_WAIT_S)
+                    return bench.wait_states(victim, "master", timeout=UPLINK_WAIT_S, interval=EVENT_POLL_S)
                 except WaitTimeout:
                     return None  # no failover: the outage lasts as long as the cut
-            row["uplink"] = _moved_outages(bench, "uplink", list(bench.routers), options,
-                                           lambda: bench.lab.link(survivor, "ext", False), moved_back,
-                                           restore=lambda: bench.lab.link(survivor, "ext", True))
+            row["uplink"] = _moved_outages(bench, "uplink", _sample(list(bench.routers), options.probe_sample),
+                                           options, lambda: bench.lab.link(survivor, "ext", False), moved_back,
+                                           restore=lambda: bench.lab.link(survivor, "ext", True),
+                                           probe_all=not options.probe_sample)
             log("  [%s] uplink cut: %s" % (name, row["uplink"]["summary"]))
         except (BenchError, WaitTimeout) as exc:  # the other profiles are still measured
             row["error"] = str(exc)
@@ -423,6 +430,13 @@ def _moved_outages(bench, name, routers, options, cause, recovered, restore=None
     return result
 
 
+def _sample(routers, size):
+    """`size` of `routers`, spread over the list (all of them when size is 0)."""
+    if not size:
+        return list(routers)
+    return list(routers)[::max(1, len(routers) // size)][:size]
+
+
 def _masters_per_node(bench):
     found = {}
     for nodes in bench.masters().values():
@@ -451,10 +465,11 @@ def large(options, log):
         victim = max(bench.nodes, key=lambda node: sum(1 for m in masters.values() if m == [node]))
         survivor = [node for node in bench.nodes if node != victim][0]
         moving = sorted(r for r, m in masters.items() if m == [victim])
-        sample = moving[::max(1, len(moving) // options.large_sample)][:options.large_sample]
+        sample = _sample(moving, options.large_sample)
         busy_before, started = _machine_busy(), time.monotonic()
         crash = _moved_outages(bench, "crash", sample, options, lambda: bench.lab.crash(victim),
-                               lambda: bench.wait_states(survivor, "master", timeout=180.0), probe_all=False)
+                               lambda: bench.wait_states(survivor, "master", timeout=180.0, interval=EVENT_POLL_S),
+                               probe_all=False)
         # the machine's CPU from the crash window's start to the end of the traffic after it
         crash["machine_cores"] = round((_machine_busy() - busy_before) / (time.monotonic() - started), 3)
         log("  [large] crash of %s (%d masters, %d probed): %s" % (victim, len(moving), len(sample), crash["summary"]))

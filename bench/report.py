@@ -133,8 +133,10 @@ def markdown(results):
                 "%.1f s (changed=%d)" % (f["seconds"], f["changed"]) for f in r["noop_by_forks"])))
     peer_rows = results.get("peers")
     if peer_rows:
-        lines += ["", "## Side by side: ours and Neutron's defaults (%d routers on 2 nodes)" % peer_rows[0]["routers"],
-                  "", "| profile | crash of the node with half the masters | external link cut on the node "
+        lines += ["", "## Side by side: ours and Neutron's defaults (%d routers on 2 nodes%s)" % (
+                  peer_rows[0]["routers"], ", probes to %d of the routers that move" % results["probe_sample"]
+                  if results.get("probe_sample") else ""),
+                  "", "| profile | crash of the node holding most masters | external link cut on the node "
                   "with every master | steady-state CPU: machine / uplink monitors (cores) |", "|---|---|---|---|"]
         for row in peer_rows:
             cpu = row.get("cpu")

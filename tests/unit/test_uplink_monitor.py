@@ -210,3 +210,15 @@ def test_bad_monitor_options_name_the_field(option, peers, field):
     errors = Errors()
     validate_uplink(option, peers, errors)
     assert len(errors.messages) == 1 and errors.messages[0].startswith("uplink_monitor: %s: " % field)
+
+
+def test_a_probe_expires_once_and_a_late_answer_does_not_count():
+    gateway = monitor.Gateway("203.0.113.1")
+    for i in range(2):
+        gateway.probe_sent(i * 0.1, 3)
+        assert not gateway.expire(3)
+    assert (gateway.lost, gateway.misses) == (2, 2)
+    assert not gateway.answer(0.16, rise=3)  # the second probe's answer, after its timeout
+    gateway.probe_sent(0.2, 3)  # the expired probes are not counted again
+    assert gateway.lost == 2
+    assert gateway.expire(3) and gateway.state == "down" and gateway.down_since == 0.0
