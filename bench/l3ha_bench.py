@@ -75,6 +75,9 @@ def parse_args(argv):
                         help="routers probed during the large part's crash")
     parser.add_argument("--large-profile", default="large", choices=["standard", "large"],
                         help="l3ha_profile of the large part (standard: the N=300 analysis)")
+    parser.add_argument("--large-event", default="crash", choices=["crash", "isolate"],
+                        help="large part: SIGKILL the node, or cut it from the underlay and the external "
+                             "network (alive: no namespace cleanup of a dead node in the kernel meanwhile)")
     parser.add_argument("--forks", default="",
                         help="comma-separated forks values: one more no-op re-run per N with each "
                              "(Ansible's per-host overhead, e.g. 5,20 on 20 nodes)")

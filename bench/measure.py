@@ -467,14 +467,24 @@ def large(options, log):
         moving = sorted(r for r, m in masters.items() if m == [victim])
         sample = _sample(moving, options.large_sample)
         busy_before, started = _machine_busy(), time.monotonic()
-        crash = _moved_outages(bench, "crash", sample, options, lambda: bench.lab.crash(victim),
+        if options.large_event == "isolate":
+            # the node is cut from the underlay and the external network: it stays alive,
+            # so the kernel has no namespaces of a dead node to clean up meanwhile
+            def event():
+                bench.lab.link(victim, "ha", False)
+                bench.lab.link(victim, "ext", False)
+        else:
+            def event():
+                bench.lab.crash(victim)
+        crash = _moved_outages(bench, "crash", sample, options, event,
                                lambda: bench.wait_states(survivor, "master", timeout=180.0, interval=EVENT_POLL_S),
                                probe_all=False)
         # the machine's CPU from the crash window's start to the end of the traffic after it
         crash["machine_cores"] = round((_machine_busy() - busy_before) / (time.monotonic() - started), 3)
-        log("  [large] crash of %s (%d masters, %d probed): %s" % (victim, len(moving), len(sample), crash["summary"]))
+        log("  [large] %s of %s (%d masters, %d probed): %s" % (options.large_event, victim, len(moving), len(sample),
+                                                             crash["summary"]))
         return {"routers": count, "nodes": 2, "routers_per_node": count, "extra_vars": extra_vars,
-                "profile": options.large_profile,
+                "profile": options.large_profile, "event": options.large_event,
                 "converge_s": converge["seconds"], "cpu": cpu, "crashed": victim,
                 "masters_on_crashed": len(moving), "probed": len(sample), "crash": crash}
     finally:

@@ -152,9 +152,10 @@ def markdown(results):
                   % (large.get("profile", "large"), large["routers_per_node"], large["routers"]), "",
                   "Cold converge %.1f s. Steady state: machine %.2f cores, uplink monitors %.4f cores (load %.1f)."
                   % (large["converge_s"], cpu["machine_cores"], cpu["monitor_cores"], cpu["load_average"]),
-                  "Crash of %s (master of %d routers), %d of them probed: outage %s (p95 %s); "
+                  "%s of %s (master of %d routers), %d of them probed: outage %s (p95 %s); "
                   "the machine used %s cores from the crash to the end of the traffic after it."
-                  % (large["crashed"], large["masters_on_crashed"], large["probed"],
+                  % ({"crash": "Crash", "isolate": "Isolation"}.get(large.get("event"), "Crash"),
+                     large["crashed"], large["masters_on_crashed"], large["probed"],
                      _spread(crash["outage_s"]) if crash.get("outage_s") else crash["summary"],
                      _fmt((crash.get("outage_s") or {}).get("p95")), crash.get("machine_cores", "?"))]
     failover = results.get("failover")

@@ -186,6 +186,8 @@ class UplinkMonitor(object):
     def _start(self, checksum):
         _makedirs(self.state)
         if self.supervisor == 'systemd':
+            # a unit left from before (its process gone, or failed) would make systemd-run refuse
+            self._systemctl([self.systemctl, 'stop', UPLINK_SYSTEMD_UNIT], check=False)
             self._systemctl([self.systemctl, 'reset-failed', UPLINK_SYSTEMD_UNIT], check=False)
             self._systemctl([self.systemd_run, '--quiet', '--collect', '--unit=' + UPLINK_SYSTEMD_UNIT,
                              '-p', 'Restart=always', '-p', 'RestartSec=' + RESTART_SEC,

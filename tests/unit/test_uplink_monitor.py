@@ -222,3 +222,31 @@ def test_a_probe_expires_once_and_a_late_answer_does_not_count():
     gateway.probe_sent(0.2, 3)  # the expired probes are not counted again
     assert gateway.lost == 2
     assert gateway.expire(3) and gateway.state == "down" and gateway.down_since == 0.0
+
+
+def test_under_systemd_the_monitor_is_a_transient_unit_that_restarts_always(tmp_path):
+    from ansible_collections.l3ha.routers.plugins.module_utils._changes import Changes
+    calls = tmp_path / "calls"
+    fake = tmp_path / "fake"
+    fake.write_text('#!/bin/sh\necho "$(basename "$0") $*" >> %s\n' % calls)
+    fake.chmod(0o755)
+    for name in ("systemctl", "systemd-run"):
+        (tmp_path / name).symlink_to(fake)
+    uplink = UplinkMonitor({"interval": 0.1, "fall": 3, "rise": 3, "port": 7079}, {"ext": ["192.0.2.12"]}, "systemd",
+                           str(tmp_path / "etc"), str(tmp_path / "run"), "", "192.0.2.11",
+                           systemctl=str(tmp_path / "systemctl"), systemd_run=str(tmp_path / "systemd-run"))
+    changes = Changes("node")
+    uplink.ensure(ROUTERS, SEGMENTS, changes)
+    assert "uplink monitor: stopped -> running" in changes.lines()
+    changes.commit(check_mode=True)
+    assert not calls.exists() and not (tmp_path / "etc").exists()  # check mode: nothing ran, nothing written
+    changes = Changes("node")
+    uplink.ensure(ROUTERS, SEGMENTS, changes)
+    changes.commit(check_mode=False)
+    run = [line for line in calls.read_text().splitlines() if line.startswith("systemd-run")]
+    assert len(run) == 1
+    assert "--unit=l3ha-uplink.service" in run[0] and "Restart=always" in run[0] and "StartLimitIntervalSec=0" in run[0]
+    assert run[0].endswith("%s --config %s" % (uplink.program, uplink.config_file))
+    config = json.loads((tmp_path / "etc" / "uplink" / "monitor.json").read_text())
+    assert config["networks"]["ext"]["peers"] == ["192.0.2.12"] and config["log_file"] is None
+    assert (tmp_path / "run" / "uplink" / "track" / "ext").is_dir()
