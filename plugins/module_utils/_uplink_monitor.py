@@ -61,6 +61,7 @@ RESTART_DELAY = 0.5
 # whole one (measured: 0.05 s off the median uplink outage).
 REPLY_TIMEOUT = 0.5
 PR_SET_PDEATHSIG = 1
+NICE = -10
 
 
 # ---------------------------------------------------------------- the decision
@@ -79,6 +80,7 @@ class Gateway(object):
         self.answers = 0
         self.outstanding = None  # send time of the probe not answered yet
         self.first_miss = None  # send time of the first probe of the current run of misses
+        self.mac = None  # the gateway's MAC, from its last ARP reply
         self.last_answer = None
         self.lost = 0
         self.answered = 0
@@ -167,21 +169,23 @@ def should_fail(gateway, reports, has_peers, now, fresh):
 
 # ---------------------------------------------------------------- packets
 
-def arp_probe(mac, target):
-    """An ARP request for `target` with sender address 0.0.0.0 (RFC 5227 probe)."""
+def arp_probe(mac, target, target_mac=None):
+    """An ARP request for `target` with sender address 0.0.0.0 (RFC 5227 probe); sent to
+    `target_mac` when given (the gateway's, once known: a broadcast is copied to every
+    router port on the bridge, a thousand at 1000 routers), else broadcast."""
     arp = struct.pack('!HHBBH6s4s6s4s', 1, 0x0800, 6, 4, 1, mac, b'\0' * 4, b'\0' * 6,
                       socket.inet_aton(target))
-    return BROADCAST + mac + struct.pack('!H', ETH_P_ARP) + arp
+    return (target_mac or BROADCAST) + mac + struct.pack('!H', ETH_P_ARP) + arp
 
 
 def arp_reply_from(frame, mac):
-    """The sender address of an ARP reply to `mac` in an Ethernet frame, else None."""
+    """(sender address, sender MAC) of an ARP reply to `mac` in an Ethernet frame, else (None, None)."""
     if len(frame) < 42 or frame[12:14] != b'\x08\x06':
-        return None
+        return None, None
     op = struct.unpack('!H', frame[20:22])[0]
     if op != 2 or frame[32:38] != mac:
-        return None
-    return socket.inet_ntoa(frame[28:32])
+        return None, None
+    return socket.inet_ntoa(frame[28:32]), frame[22:28]
 
 
 def _checksum(data):
@@ -453,10 +457,15 @@ class Monitor(object):
             except OSError:
                 network.close()
                 break
-            sender = arp_reply_from(frame, network.mac) if family == 4 else na_target(frame)
+            if family == 4:
+                sender, sender_mac = arp_reply_from(frame, network.mac)
+            else:
+                sender, sender_mac = na_target(frame), None
             gateway = network.gateways.get(sender)
             if gateway is None:
                 continue
+            if sender_mac is not None:
+                gateway.mac = sender_mac
             missed = gateway.misses
             if gateway.answer(now, self.rise, network.carrier) or missed:
                 self.dirty = True  # a state change, or the end of a run of misses
@@ -509,7 +518,11 @@ class Monitor(object):
         sock = network.sockets.get(gateway.family)
         if sock is None or network.mac is None:
             return
-        frame = arp_probe(network.mac, gateway.ip) if gateway.family == 4 else ns_probe(network.mac, gateway.ip)
+        if gateway.family == 4:
+            # unicast while the gateway answers; after a miss, broadcast (it may have a new MAC)
+            frame = arp_probe(network.mac, gateway.ip, gateway.mac if not gateway.misses else None)
+        else:
+            frame = ns_probe(network.mac, gateway.ip)
         try:
             sock.send(frame)
         except OSError:
@@ -577,8 +590,13 @@ class Monitor(object):
         next_tick = self.clock()
         expire_at = None
         while self.running:
+            # What has arrived is read before any probe is declared lost: a monitor that the
+            # scheduler kept waiting must not count answers sitting in its socket as misses.
+            wake = next_tick if expire_at is None else min(next_tick, expire_at)
+            self._read_ready(max(0.0, wake - self.clock()))
             now = self.clock()
             if expire_at is not None and now >= expire_at:
+                self._read_ready(0.0)
                 self.expire()
                 expire_at = None
             if now >= next_tick:
@@ -587,25 +605,27 @@ class Monitor(object):
                 next_tick += self.interval
                 if next_tick < now:  # late (a stopped process): probe on, never in a burst
                     next_tick = now + self.interval
-            readers = [self.netlink, self.peer_socket]
-            owners = {}
-            for name, network in self.networks.items():
-                for family, sock in network.sockets.items():
-                    readers.append(sock)
-                    owners[sock] = (name, family)
-            try:
-                wake = next_tick if expire_at is None else min(next_tick, expire_at)
-                ready = select.select(readers, [], [], max(0.0, wake - self.clock()))[0]
-            except InterruptedError:
-                continue
-            for sock in ready:
-                if sock is self.netlink:
-                    self.on_netlink()
-                elif sock is self.peer_socket:
-                    self.on_report()
-                elif sock in owners:
-                    self.on_probe_reply(*owners[sock])
             self.flush()
+
+    def _read_ready(self, timeout):
+        """Handle every socket with something to read, waiting at most `timeout` s for one."""
+        readers = [self.netlink, self.peer_socket]
+        owners = {}
+        for name, network in self.networks.items():
+            for family, sock in network.sockets.items():
+                readers.append(sock)
+                owners[sock] = (name, family)
+        try:
+            ready = select.select(readers, [], [], timeout)[0]
+        except InterruptedError:
+            return
+        for sock in ready:
+            if sock is self.netlink:
+                self.on_netlink()
+            elif sock is self.peer_socket:
+                self.on_report()
+            elif sock in owners:
+                self.on_probe_reply(*owners[sock])
 
 
 def _done(data):
@@ -641,6 +661,12 @@ def _die_with_parent():
 
 
 def _serve(config):
+    # Probes and their deadlines must keep time while a hundred routers change state on
+    # this node: ahead of keepalived's notify scripts in the run queue, not behind them.
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, NICE)
+    except (OSError, AttributeError):
+        pass
     monitor = Monitor(config)
 
     def stop(_signum, _frame):

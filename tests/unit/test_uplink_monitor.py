@@ -108,9 +108,11 @@ def test_arp_probe_is_an_rfc5227_probe_and_the_reply_is_recognised():
     gw_mac = b"\x02\x00\x00\x00\x00\x02"
     reply = MAC + gw_mac + b"\x08\x06" + struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 2, gw_mac,
                                                       socket.inet_aton("203.0.113.1"), MAC, b"\0" * 4)
-    assert monitor.arp_reply_from(reply, MAC) == "203.0.113.1"
-    assert monitor.arp_reply_from(reply, b"\x02" * 6) is None  # a reply to someone else
-    assert monitor.arp_reply_from(frame, MAC) is None  # a request
+    assert monitor.arp_reply_from(reply, MAC) == ("203.0.113.1", gw_mac)
+    assert monitor.arp_reply_from(reply, b"\x02" * 6) == (None, None)  # a reply to someone else
+    assert monitor.arp_reply_from(frame, MAC) == (None, None)  # a request
+    # once the gateway's MAC is known, the probe goes to it alone
+    assert monitor.arp_probe(MAC, "203.0.113.1", gw_mac)[:6] == gw_mac
 
 
 def test_neighbour_solicitation_goes_to_the_solicited_node_group_with_a_valid_checksum():
