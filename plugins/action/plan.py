@@ -10,10 +10,12 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.l3ha.routers.plugins.module_utils._defaults import NODES_GROUP, PLAN_OPTIONS
 from ansible_collections.l3ha.routers.plugins.module_utils._planner import plan
+from ansible_collections.l3ha.routers.plugins.module_utils._uplink import validate_uplink
+from ansible_collections.l3ha.routers.plugins.module_utils._validate import Errors
 from ansible_collections.l3ha.routers.plugins.plugin_utils._cluster_view import (
     finish_record, node_inputs, outside_reads, plain, starting_record)
 
-PLAN_ARGS = frozenset(("routers", "networks", "nodes_group", "outside_records", "retire"))
+PLAN_ARGS = frozenset(("routers", "networks", "nodes_group", "outside_records", "retire", "uplink_monitor"))
 
 
 class ActionModule(ActionBase):
@@ -29,12 +31,16 @@ class ActionModule(ActionBase):
         networks = args.pop("networks", None) or {}
         outside = outside_reads(args.pop("outside_records", None))
         retiring = args.pop("retire", None) or None
+        # checked here, so that bad settings stop the run before the cluster record is committed
+        uplink = Errors()
+        validate_uplink(args.pop("uplink_monitor", None), {}, uplink)
         hosts = (task_vars.get("groups") or {}).get(group) or []
         nodes, current, records = node_inputs(hosts, task_vars.get("hostvars") or {},
                                               task_vars.get("ansible_play_hosts_all"),
                                               task_vars.get("ansible_play_hosts"), outside, retiring)
         record, warnings = starting_record(records)
         planned = plan(routers, networks, nodes, current, args, record)
+        planned["errors"] = uplink.messages + planned["errors"]
         if planned["errors"]:
             result.update(failed=True, changed=False, errors=planned["errors"],
                           msg="l3ha plan failed: %d error(s) (node group %r):\n- %s"

@@ -96,6 +96,12 @@ options:
         the group, so its replicas are placed on the other nodes; the plan fails, before anything
         changes, when they cannot take them.
     type: str
+  uplink_monitor:
+    description:
+      - The node option C(uplink_monitor) of M(l3ha.routers.ha_routers) (C(interval), C(fall),
+        C(rise), C(port)), checked here so that a wrong value stops the run before anything
+        changes on a node; not used for planning.
+    type: dict
   default_ha:
     description: Whether a router without C(ha) is an HA router.
     type: bool

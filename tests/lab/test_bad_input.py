@@ -139,6 +139,8 @@ CASES = [
     ("max-nodes-type", {"l3ha_max_nodes_per_router": "three"}, ["l3ha_max_nodes_per_router", "three"]),
     ("notify-hook-state", {"l3ha_notify_hooks": {"mastr": ["true"]}},
      ["router r1", "l3ha_notify_hooks", "mastr"]),
+    ("uplink-interval-zero", {"l3ha_uplink_monitor_interval": 0}, ["uplink_monitor", "interval", "0.01 to 60"]),
+    ("uplink-port-type", {"l3ha_uplink_monitor_port": "udp"}, ["l3ha_uplink_monitor_port", "udp"]),
 ]
 
 

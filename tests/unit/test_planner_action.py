@@ -47,7 +47,7 @@ def test_hosts_outside_the_play_are_outside_the_run_and_reachable_when_their_rec
     assert finish_record(same, records) == ["net1"]
 
 
-def _playbook(tmp_path, routers):
+def _playbook(tmp_path, routers, **options):
     inventory = {"all": {"children": {"l3ha_network_nodes": {
         "hosts": {"net1": {"l3ha_tunnel_ip": "192.0.2.11", "l3ha_availability_zone": "az1"},
                   "net2": {"l3ha_tunnel_ip": "192.0.2.12", "l3ha_availability_zone": "az2"},
@@ -57,7 +57,7 @@ def _playbook(tmp_path, routers):
         # net3 gathers nothing: it counts as unreachable
         {"ansible.builtin.set_fact": {"l3ha_router_facts": {}}, "when": "inventory_hostname != 'net3'"},
         {"l3ha.routers.plan": {"routers": routers, "networks": {"ext": {"type": "bridge", "bridge": "br-ex"}},
-                               "max_nodes_per_router": 2, "min_nodes_per_router": 2},
+                               "max_nodes_per_router": 2, "min_nodes_per_router": 2, **options},
          "run_once": True, "register": "result"},
         {"ansible.builtin.copy": {"content": "{{ result | to_json }}", "dest": str(tmp_path / "result.json")},
          "run_once": True, "delegate_to": "localhost"},
@@ -94,3 +94,15 @@ def test_action_fails_once_with_every_error(tmp_path):
         "router 'r1': gateway.gateway_ip 203.0.114.1 is outside 203.0.113.0/24",
         "router #1: name 'R2' must match ^[a-z0-9][a-z0-9-]*$ and have at most 48 characters"]
     assert not (tmp_path / "result.json").exists()
+
+
+def test_action_fails_on_bad_uplink_monitor_settings_with_the_routers_errors(tmp_path):
+    routers = [{"name": "R2"}]
+    done = _playbook(tmp_path, routers, uplink_monitor={"interval": 0, "fall": 3, "rise": 3, "port": 7079})
+    assert done.returncode != 0
+    failure = [task for play in json.loads(done.stdout)["plays"] for task in play["tasks"]
+               if task["task"]["name"] == "l3ha.routers.plan"][0]
+    (host_result,) = [r for r in failure["hosts"].values() if r.get("failed")]
+    assert host_result["errors"][0] == "uplink_monitor: interval: must be a number from 0.01 to 60, got 0"
+    assert len(host_result["errors"]) == 2  # and the router's own
+
