@@ -481,8 +481,8 @@ def large(options, log):
                                probe_all=False)
         # the machine's CPU from the crash window's start to the end of the traffic after it
         crash["machine_cores"] = round((_machine_busy() - busy_before) / (time.monotonic() - started), 3)
-        log("  [large] %s of %s (%d masters, %d probed): %s" % (options.large_event, victim, len(moving), len(sample),
-                                                             crash["summary"]))
+        log("  [large] %s of %s (%d masters, %d probed): %s"
+            % (options.large_event, victim, len(moving), len(sample), crash["summary"]))
         return {"routers": count, "nodes": 2, "routers_per_node": count, "extra_vars": extra_vars,
                 "profile": options.large_profile, "event": options.large_event,
                 "converge_s": converge["seconds"], "cpu": cpu, "crashed": victim,

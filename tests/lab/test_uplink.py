@@ -48,8 +48,8 @@ def uplink_port(lab, node):
 def restore_everything(lab):
     for node in NODES:
         lab.link(node, "ext", True)
-        node_sh(lab, node, "ip link set %s up; nft delete table %s 2>/dev/null; true" % (uplink_port(lab, node),
-                                                                                        DROP_TABLE))
+        node_sh(lab, node, "ip link set %s up; nft delete table %s 2>/dev/null; true"
+                % (uplink_port(lab, node), DROP_TABLE))
 
 
 @pytest.fixture

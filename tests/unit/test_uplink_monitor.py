@@ -106,8 +106,8 @@ def test_arp_probe_is_an_rfc5227_probe_and_the_reply_is_recognised():
     assert (htype, ptype, hlen, plen, op, sha, spa, tha) == (1, 0x0800, 6, 4, 1, MAC, b"\0" * 4, b"\0" * 6)
     assert socket.inet_ntoa(tpa) == "203.0.113.1"
     gw_mac = b"\x02\x00\x00\x00\x00\x02"
-    reply = MAC + gw_mac + b"\x08\x06" + struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 2, gw_mac,
-                                                      socket.inet_aton("203.0.113.1"), MAC, b"\0" * 4)
+    arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 2, gw_mac, socket.inet_aton("203.0.113.1"), MAC, b"\0" * 4)
+    reply = MAC + gw_mac + b"\x08\x06" + arp
     assert monitor.arp_reply_from(reply, MAC) == ("203.0.113.1", gw_mac)
     assert monitor.arp_reply_from(reply, b"\x02" * 6) == (None, None)  # a reply to someone else
     assert monitor.arp_reply_from(frame, MAC) == (None, None)  # a request
