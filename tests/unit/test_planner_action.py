@@ -105,4 +105,3 @@ def test_action_fails_on_bad_uplink_monitor_settings_with_the_routers_errors(tmp
     (host_result,) = [r for r in failure["hosts"].values() if r.get("failed")]
     assert host_result["errors"][0] == "uplink_monitor: interval: must be a number from 0.01 to 60, got 0"
     assert len(host_result["errors"]) == 2  # and the router's own
-
