@@ -59,6 +59,17 @@ def ensure_dir(path, mode=0o700):
         os.chmod(path, mode)
 
 
+def read_checksum(path):
+    """The checksum a daemon was started with (a run-directory file), or None."""
+    return (read_text(path) or '').strip() or None
+
+
+def write_checksum(path, checksum):
+    """Record the checksum a daemon was started with; /run: no fsync, a reboot drops it
+    with the processes."""
+    write_atomic(path, checksum + '\n', 0o600, durable=False)
+
+
 def write_atomic(path, content, mode, durable=True):
     """Write through a temporary file in the same directory and rename it into place.
 

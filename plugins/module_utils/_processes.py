@@ -19,7 +19,7 @@ __metaclass__ = type
 
 import os
 
-from ansible_collections.l3ha.routers.plugins.module_utils._files import read_text, write_atomic
+from ansible_collections.l3ha.routers.plugins.module_utils._files import read_checksum, write_checksum
 from ansible_collections.l3ha.routers.plugins.module_utils._netlink import namespace_inode
 from ansible_collections.l3ha.routers.plugins.module_utils._supervisor import (
     SupervisorError, conntrackd_argv, conntrackd_namespaces, keepalived_argv, keepalived_pid, namespace_pids,
@@ -44,15 +44,6 @@ def systemd_command(name, running, config_changed, systemctl=SYSTEMCTL):
     if config_changed:
         return [systemctl, 'reload', systemd_unit(name)]
     return None
-
-
-def _read_checksum(path):
-    return (read_text(path) or '').strip() or None
-
-
-def _write_checksum(path, checksum):
-    # /run: no fsync, a reboot drops it with the processes
-    write_atomic(path, checksum + '\n', 0o600, durable=False)
 
 
 class RouterProcesses(object):
@@ -82,7 +73,7 @@ class RouterProcesses(object):
 
     def keepalived_config(self, name):
         """Checksum of the keepalived.conf the router's keepalived was last started or reloaded with."""
-        return _read_checksum(self._checksum_path(name, CONFIG_CHECKSUM))
+        return read_checksum(self._checksum_path(name, CONFIG_CHECKSUM))
 
     def clear_keepalived(self, name, created):
         """Before a start: what a dead keepalived left (its processes, its pid files)."""
@@ -109,7 +100,7 @@ class RouterProcesses(object):
             return
         else:
             reload_keepalived(pid)
-        _write_checksum(self._checksum_path(name, CONFIG_CHECKSUM), checksum)
+        write_checksum(self._checksum_path(name, CONFIG_CHECKSUM), checksum)
 
     def wait_started(self):
         """Wait for the keepalived processes started so far; a failed start is recorded in `failures`."""
@@ -121,7 +112,7 @@ class RouterProcesses(object):
             except SupervisorError as exc:
                 self.failures.append('router %s: %s' % (name, exc))
                 continue
-            _write_checksum(self._checksum_path(name, CONFIG_CHECKSUM), checksum)
+            write_checksum(self._checksum_path(name, CONFIG_CHECKSUM), checksum)
 
     def stop_keepalived(self, name):
         """The router's keepalived goes (it became a router without keepalived)."""
@@ -151,14 +142,14 @@ class RouterProcesses(object):
 
     def conntrackd_config(self, name):
         """Checksum of the conntrackd.conf the router's conntrackd was started with."""
-        return _read_checksum(self._checksum_path(name, CONNTRACKD_CHECKSUM))
+        return read_checksum(self._checksum_path(name, CONNTRACKD_CHECKSUM))
 
     def restart_conntrackd(self, name, checksum):
         """(Re)start the router's conntrackd: it has no reload, a new config means a restart."""
         namespace = namespace_of(name)
         stop_conntrackd(namespace, self.run_dir, name)
         start_conntrackd(namespace, conntrackd_argv(name, self.config_dir, self.conntrackd_bin))
-        _write_checksum(self._checksum_path(name, CONNTRACKD_CHECKSUM), checksum)
+        write_checksum(self._checksum_path(name, CONNTRACKD_CHECKSUM), checksum)
 
     def stop_conntrackd(self, name):
         stop_conntrackd(namespace_of(name), self.run_dir, name)

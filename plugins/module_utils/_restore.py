@@ -57,6 +57,14 @@ def desired_text(params):
     return json.dumps(state, sort_keys=True, indent=1) + '\n'
 
 
+def loaded_source(module):
+    """The source of a module as this run loaded it (also from inside Ansible's module zip), or None."""
+    loader = getattr(module, '__loader__', None)
+    if loader is None or not hasattr(loader, 'get_source'):
+        return None
+    return loader.get_source(module.__name__)
+
+
 def program_files(restore_dir, modules=None):
     """{path: text} of the restore program: this collection's node-side modules, as loaded."""
     modules = sys.modules if modules is None else modules
@@ -64,8 +72,7 @@ def program_files(restore_dir, modules=None):
     for name, module in sorted(modules.items()):
         if not name.startswith(PACKAGE + '._') or module is None:
             continue
-        loader = getattr(module, '__loader__', None)
-        source = loader.get_source(name) if loader is not None and hasattr(loader, 'get_source') else None
+        source = loaded_source(module)
         if source is not None:
             files[os.path.join(restore_dir, *name.split('.')) + '.py'] = source
     return files

@@ -28,8 +28,9 @@ from functools import partial
 
 from ansible_collections.l3ha.routers.plugins.module_utils import _uplink_monitor
 from ansible_collections.l3ha.routers.plugins.module_utils._files import (
-    read_text, remove_file, remove_tree, sha256_text, write_atomic,
+    ensure_dir, read_checksum, read_text, remove_file, remove_tree, sha256_text, write_atomic, write_checksum,
 )
+from ansible_collections.l3ha.routers.plugins.module_utils._restore import loaded_source
 from ansible_collections.l3ha.routers.plugins.module_utils._supervisor import (
     Started, pid_running, read_pid, run_in, stop_process,
 )
@@ -70,8 +71,7 @@ def validate_uplink(option, peers, errors):
 
 def program_text(interpreter=None, module=_uplink_monitor):
     """The monitor program: this run's interpreter, then the module's source as loaded."""
-    loader = getattr(module, '__loader__', None)
-    source = loader.get_source(module.__name__) if loader is not None and hasattr(loader, 'get_source') else None
+    source = loaded_source(module)
     if source is None:
         with open(module.__file__) as handle:
             source = handle.read()
@@ -157,10 +157,10 @@ class UplinkMonitor(object):
                 changes.add_file(path, current, content, apply=partial(_write, path, content, mode))
         for network in config['networks'].values():
             for track in network['gateways'].values():
-                changes.then(partial(_makedirs, os.path.dirname(track)))
+                changes.then(partial(ensure_dir, os.path.dirname(track)))
         wanted = sha256_text(program + text)
         pid = self.running()
-        loaded = (read_text(self.checksum_file) or '').strip() or None
+        loaded = read_checksum(self.checksum_file)
         if pid is None:
             changes.add('uplink monitor', 'stopped', 'running', apply=partial(self._start, wanted))
         elif loaded != wanted:
@@ -184,7 +184,7 @@ class UplinkMonitor(object):
                     changes.add(path, 'present', None, apply=partial(remove_file, path))
 
     def _start(self, checksum):
-        _makedirs(self.state)
+        ensure_dir(self.state)
         if self.supervisor == 'systemd':
             # a unit left from before (its process gone, or failed) would make systemd-run refuse
             self._systemctl([self.systemctl, 'stop', UPLINK_SYSTEMD_UNIT], check=False)
@@ -195,13 +195,13 @@ class UplinkMonitor(object):
                              self.program, '--config', self.config_file])
         else:
             Started(None, [self.program, '--config', self.config_file, '--daemon']).wait()
-        _write_checksum(self.checksum_file, checksum)
+        write_checksum(self.checksum_file, checksum)
 
     def _restart(self, pid, checksum):
         """A new configuration: the monitor starts again (the track files keep their values)."""
         if self.supervisor == 'systemd':
             self._systemctl([self.systemctl, 'restart', UPLINK_SYSTEMD_UNIT])
-            _write_checksum(self.checksum_file, checksum)
+            write_checksum(self.checksum_file, checksum)
             return
         stop_process(pid)
         self._start(checksum)
@@ -228,16 +228,6 @@ class UplinkMonitor(object):
                 raise
 
 
-def _makedirs(path):
-    if not os.path.isdir(path):
-        os.makedirs(path, 0o700)
-
-
 def _write(path, content, mode):
-    _makedirs(os.path.dirname(path))
+    ensure_dir(os.path.dirname(path))
     write_atomic(path, content, mode)
-
-
-def _write_checksum(path, checksum):
-    _makedirs(os.path.dirname(path))
-    write_atomic(path, checksum + '\n', 0o600, durable=False)

@@ -83,7 +83,6 @@ class Gateway(object):
         self.mac = None  # the gateway's MAC, from its last ARP reply
         self.last_answer = None
         self.lost = 0
-        self.answered = 0
         self.transitions = 0
         self.reason = None
 
@@ -114,7 +113,6 @@ class Gateway(object):
         if self.outstanding is None:
             return False
         self.outstanding = None
-        self.answered += 1
         self.last_answer = now
         self.misses = 0
         self.answers += 1
@@ -295,8 +293,7 @@ UPLINK_METRICS = {
 
 def metrics_text(node, networks):
     """node_exporter textfile of the monitor."""
-    series = UPLINK_METRICS
-    rows = dict((name, []) for name in series)
+    rows = dict((name, []) for name in UPLINK_METRICS)
     for name, network in sorted(networks.items()):
         if network.carrier is not None:
             rows['l3ha_uplink_carrier'].append(('node="%s",network="%s"' % (_label(node), _label(name)),
@@ -308,7 +305,7 @@ def metrics_text(node, networks):
             rows['l3ha_uplink_lost_probes_total'].append((labels, gateway.lost))
             rows['l3ha_uplink_transitions_total'].append((labels, gateway.transitions))
     lines = []
-    for name, (kind, text) in sorted(series.items()):
+    for name, (kind, text) in sorted(UPLINK_METRICS.items()):
         if rows[name]:
             lines += ['# HELP %s %s' % (name, text), '# TYPE %s %s' % (name, kind)]
             lines += ['%s{%s} %d' % (name, labels, value) for labels, value in rows[name]]
