@@ -97,7 +97,6 @@ RESTORE_LAUNCHER = 'l3ha-restore'
 STATE_DIR_MODE = 0o700
 # In a router's run directory.
 STATE_FILE = 'state'
-TRANSITIONS_COUNT = 'transitions.count'   # transitions since boot (l3ha_router_transitions_total)
 KEEPALIVED_PID = 'keepalived.pid'
 VRRP_PID = 'vrrp.pid'
 CONFIG_CHECKSUM = 'config.sha256'

@@ -26,7 +26,7 @@ from ansible.module_utils.parsing.convert_bool import boolean
 from ansible_collections.l3ha.routers.plugins.module_utils._defaults import HEALTH_CHECK, RENDER_SETTINGS
 from ansible_collections.l3ha.routers.plugins.module_utils._vocabulary import (
     CONNTRACKD_CONF, CONNTRACKD_LOCK, CONNTRACKD_LOG, CONNTRACKD_SOCKET, KEEPALIVED_CONF, NOTIFY_FIFO,
-    NOTIFY_SCRIPT, TRANSITIONS_COUNT, VRRP_STATES, as_list, router_config_dir, router_metrics_file, router_run_dir,
+    NOTIFY_SCRIPT, VRRP_STATES, as_list, router_config_dir, router_metrics_file, router_run_dir,
     uplink_track_file, uplink_track_name,
 )
 from ansible_collections.l3ha.routers.plugins.plugin_utils._services_view import (
@@ -346,7 +346,7 @@ def paths_section(settings, name):
     }
 
 
-def metrics_section(router, settings, run):
+def metrics_section(router, settings):
     """Where notify.sh writes the router's metrics (node_exporter's textfile format) and
     the labels of its series, or None when ``metrics_dir`` is empty. Router and tenant
     names match patterns without quotes or backslashes: the labels need no escaping."""
@@ -358,7 +358,6 @@ def metrics_section(router, settings, run):
     return {
         "file": router_metrics_file(metrics_dir, router["name"]),
         "labels": 'router="%s",tenant="%s"' % (router["name"], router.get("tenant") or ""),
-        "count": os.path.join(run, TRANSITIONS_COUNT),
     }
 
 
@@ -443,7 +442,7 @@ def router_view(router, settings=None):
         "conntrackd": conntrackd_section(router, merged, ha),
         "paths": paths_section(merged, name),
     })
-    view["metrics"] = metrics_section(router, merged, view["paths"]["run"])
+    view["metrics"] = metrics_section(router, merged)
     view.update(services_section(router, internal, merged, view["paths"]["run"]))
     return view
 

@@ -287,7 +287,7 @@ def test_router_view_is_its_sections(router):
         "paths": view.paths_section(merged, router["name"]),
     })
     expected.update(services_section(router, internal, merged, expected["paths"]["run"]))
-    expected["metrics"] = view.metrics_section(router, merged, expected["paths"]["run"])
+    expected["metrics"] = view.metrics_section(router, merged)
     assert view.router_view(router, {"check": True, "track_ports": "qr-3c4d5e6f", "advert_int": None}) == expected
 
 
