@@ -158,6 +158,9 @@ def markdown(results):
                      large["crashed"], large["masters_on_crashed"], large["probed"],
                      _spread(crash["outage_s"]) if crash.get("outage_s") else crash["summary"],
                      _fmt((crash.get("outage_s") or {}).get("p95")), crash.get("machine_cores", "?"))]
+        lines.append("The prober's own longest send stall: %s." % _fmt(crash.get("prober_send_stall_s")))
+        if crash.get("recovery_unconfirmed"):
+            lines.append("Every router master on the other node was not confirmed: %s." % crash["recovery_unconfirmed"])
     failover = results.get("failover")
     if failover:
         lines += ["", "## Failover (%d routers on 2 nodes, probes every %.0f ms from upstream to "

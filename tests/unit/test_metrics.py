@@ -16,6 +16,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from ansible_collections.l3ha.routers.plugins.module_utils import _reconciler
+from ansible_collections.l3ha.routers.plugins.module_utils._defaults import RENDER_SETTINGS
 from ansible_collections.l3ha.routers.plugins.module_utils._metrics import NODE_METRICS, node_metrics_text
 from ansible_collections.l3ha.routers.plugins.module_utils._uplink_monitor import UPLINK_METRICS
 from ansible_collections.l3ha.routers.plugins.module_utils._validate import ValidationError
@@ -201,6 +202,46 @@ def test_notify_writes_the_state_the_count_and_the_time_of_each_transition(tmp_p
     found = samples(prom.read_text())
     assert found[("l3ha_router_transitions_total", labels)] == 5
     assert state_of(found) == {"master": 0, "backup": 0, "fault": 1, "stop": 0}
+
+
+def processes_started(tmp_path, states):
+    """How many processes notify.sh starts for the transitions `states`: counted as the
+    PIDs used in a fresh PID namespace (allocated one after another from 1)."""
+    settings = {"run_dir": str(tmp_path / "run"), "config_dir": str(tmp_path / "config"),
+                "metrics_dir": str(tmp_path / "metrics")}
+    files, view = render(bare_router(), settings)
+    pathlib.Path(view["paths"]["run"]).mkdir(parents=True, exist_ok=True)
+    (tmp_path / "metrics").mkdir(exist_ok=True)
+    script, events = tmp_path / "notify.sh", tmp_path / "events"
+    script.write_text(files["notify.sh"])
+    events.write_text("".join("INSTANCE bare %s 254\n" % state for state in states))
+    # PID 1 runs notify.sh (PID 2), then a shell that prints its own PID: all between are
+    # the processes notify.sh started.
+    done = subprocess.run(["unshare", "--net", "--pid", "--fork", "sh", "-c", 'sh "$0" fifo "$1"; sh -c \'echo $$\'',
+                           str(script), str(events)], check=True, timeout=60, capture_output=True, text=True)
+    return int(done.stdout.split()[-1]) - 3
+
+
+@needs_root
+def test_a_transition_starts_at_most_three_processes(tmp_path):
+    # In a mass failover every router's reader runs at once; a dozen forks each stalled a
+    # 2-core machine for 30-45 s at 300 routers (docs/benchmarks.md). date, and one mv
+    # each for the state and the metrics files; the log is measured every 16th transition.
+    # (the reader's start and end cost the same in both runs: the difference is 16 transitions)
+    one = processes_started(tmp_path / "one", ["BACKUP"])
+    seventeen = processes_started(tmp_path / "seventeen", ["MASTER", "BACKUP"] * 8 + ["MASTER"])
+    assert 0 < seventeen - one <= 3 * 16 + 1
+
+
+@needs_root
+def test_the_log_is_rotated_past_its_limit_and_the_count_kept_in_the_state_file(tmp_path):
+    run, _prom = run_notify(tmp_path, bare_router(), ["BACKUP"])
+    log = run / "transitions.log"
+    log.write_text("x" * (RENDER_SETTINGS["log_max_bytes"] + 1))
+    run_notify(tmp_path, bare_router(), ["MASTER"] * 16)  # the 16th measures it
+    assert (run / "transitions.log.1").stat().st_size > RENDER_SETTINGS["log_max_bytes"]
+    assert log.read_text().split()[1:] == ["master", "(priority", "254)"]
+    assert (run / "state").read_text().split()[::2] == ["master", "17"]
 
 
 @needs_root
