@@ -1,11 +1,10 @@
-#!/usr/bin/env python3
 """Where a loaded machine waits: twice a second, the runnable (R) and blocked (D)
 processes counted by command, state, syscall number and kernel wait channel, from
 /proc/PID/stat, syscall and wchan, with the load average.
 
 Run it real-time beside a benchmark, or it starves with what it watches:
 
-    chrt --fifo 50 bench/procsample.py OUT [--interval 0.5]
+    chrt --fifo 50 python3 bench/procsample.py OUT [--interval 0.5]
 
 It found the fork storm of the notify readers and the survivors' wait for RTNL in a mass
 failover (docs/benchmarks.md, "Crash failover against N"). Stop it with a signal.
