@@ -159,20 +159,35 @@ def run_playbook(lab, playbook=SITE, inventories=None, extra_vars=None, args=(),
                 json.dump(extra_vars, stream)
             command += ["-e", "@" + vars_file]
         command += list(args) + (["--check"] if check else []) + (["--diff"] if diff else []) + [playbook]
-        options = dict(cwd=REPO, env=playbook_env(env), stdin=subprocess.DEVNULL, timeout=timeout)
+        options = dict(cwd=REPO, env=playbook_env(env), stdin=subprocess.DEVNULL)
         start = time.monotonic()
         if log_path:
             with open(log_path, "w") as log:
-                proc = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False, **options)
+                returncode, _out, _err = _run_group(command, timeout, stdout=log, stderr=subprocess.STDOUT, **options)
             with open(log_path) as log:
                 stdout, stderr = log.read(), ""
         else:
-            proc = subprocess.run(command, capture_output=True, text=True, check=False, **options)
-            stdout, stderr = proc.stdout, proc.stderr
-        return PlaybookRun(command, proc.returncode, stdout, stderr, time.monotonic() - start)
+            returncode, stdout, stderr = _run_group(command, timeout, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                                    text=True, **options)
+        return PlaybookRun(command, returncode, stdout, stderr, time.monotonic() - start)
     finally:
         if vars_file:
             os.unlink(vars_file)
+
+
+def _run_group(command, timeout, **options):
+    """(exit code, stdout, stderr) of `command` in a process group of its own. A run that
+    times out or is interrupted ends with its whole group: ansible-playbook's fork workers
+    outlive a parent killed alone."""
+    with subprocess.Popen(command, start_new_session=True, **options) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
+    return proc.returncode, stdout, stderr
 
 
 def converge(lab, **kwargs):

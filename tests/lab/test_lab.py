@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from l3ha_lab import Lab, LabError, host, kernel, model, probe  # on sys.path through conftest.py
+from l3ha_lab import Lab, LabError, host, kernel, model, probe, testing  # on sys.path through conftest.py
 from l3ha_lab.testing import (CONFIG_DIR, PYTHON, REPO, RUN_DIR, VENV_BIN, HostSnapshot, namespace_of, process_exists,
                               wait_until)
 from lab_helpers import DEFAULT_INVENTORY, LAB_DIR_PREFIX
@@ -648,3 +648,23 @@ def test_up_adds_what_the_inventory_gained(lab_factory, tmp_path):
     assert "dst 192.0.2.11" in fdb and "dst 192.0.2.12" in fdb
     sh(lab, "a2", "ip addr add 203.0.113.200/24 dev br-wan")
     assert pings(lab, "a2", "203.0.113.1")
+
+
+def _running(pid):
+    """Alive and not a zombie (an orphan's reaping is up to the host's init)."""
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_timed_out_playbook_run_ends_its_whole_process_group(tmp_path):
+    # ansible-playbook's fork workers outlive a parent killed alone: the run's group goes.
+    pids = tmp_path / "pids"
+    script = 'sleep 60 & echo $! >"$0"; echo $$ >>"$0"; wait'
+    with pytest.raises(subprocess.TimeoutExpired):
+        testing._run_group(["sh", "-c", script, str(pids)], 2.0, stdout=subprocess.DEVNULL)
+    started = [int(pid) for pid in pids.read_text().split()]
+    assert len(started) == 2
+    wait_until(lambda: not [pid for pid in started if _running(pid)], 10.0, "the run's processes to end")
