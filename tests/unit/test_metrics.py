@@ -153,9 +153,9 @@ def test_removing_a_router_removes_its_metrics_file(tmp_path):
 
 # ---------------------------------------------------------------- a router's file, from notify.sh
 
-def run_notify(tmp_path, router, lines, *argv):
-    """Render the router's notify.sh with run and metrics directories under tmp_path, then
-    run it (in a new network namespace: it writes IPv6 sysctls) on `lines` as its FIFO."""
+def notify_files(tmp_path, router, lines):
+    """The router's notify.sh rendered with run and metrics directories under tmp_path, and
+    `lines` as keepalived's FIFO lines: (script, events file, run directory)."""
     settings = {"run_dir": str(tmp_path / "run"), "config_dir": str(tmp_path / "config"),
                 "metrics_dir": str(tmp_path / "metrics")}
     files, view = render(router, settings)
@@ -166,6 +166,13 @@ def run_notify(tmp_path, router, lines, *argv):
     script.write_text(files["notify.sh"])
     events = tmp_path / "events"
     events.write_text("".join("INSTANCE %s %s 254\n" % (router["name"], state) for state in lines))
+    return script, events, run
+
+
+def run_notify(tmp_path, router, lines, *argv):
+    """Run the router's notify.sh (in a new network namespace: it writes IPv6 sysctls) on
+    `lines` as its FIFO."""
+    script, events, run = notify_files(tmp_path, router, lines)
     command = ["sh", str(script)] + (list(argv) or ["fifo", str(events)])
     subprocess.run(["unshare", "--net"] + command, check=True, timeout=60, capture_output=True)
     return run, tmp_path / "metrics" / ("l3ha_router_%s.prom" % router["name"])
@@ -207,14 +214,7 @@ def test_notify_writes_the_state_the_count_and_the_time_of_each_transition(tmp_p
 def processes_started(tmp_path, states):
     """How many processes notify.sh starts for the transitions `states`: counted as the
     PIDs used in a fresh PID namespace (allocated one after another from 1)."""
-    settings = {"run_dir": str(tmp_path / "run"), "config_dir": str(tmp_path / "config"),
-                "metrics_dir": str(tmp_path / "metrics")}
-    files, view = render(bare_router(), settings)
-    pathlib.Path(view["paths"]["run"]).mkdir(parents=True, exist_ok=True)
-    (tmp_path / "metrics").mkdir(exist_ok=True)
-    script, events = tmp_path / "notify.sh", tmp_path / "events"
-    script.write_text(files["notify.sh"])
-    events.write_text("".join("INSTANCE bare %s 254\n" % state for state in states))
+    script, events, _run = notify_files(tmp_path, bare_router(), states)
     # PID 1 runs notify.sh (PID 2), then a shell that prints its own PID: all between are
     # the processes notify.sh started.
     done = subprocess.run(["unshare", "--net", "--pid", "--fork", "sh", "-c", 'sh "$0" fifo "$1"; sh -c \'echo $$\'',
